@@ -1,0 +1,234 @@
+"""SpikeYOLO building blocks with (c1, c2, ...) constructors.
+
+Every synapse that receives spikes sits in a :class:`SpikingSynapse`: a neuron followed by an affine map (a conv with
+its BN, or a re-parameterisable chain of convs). That pairing is the unit spike inference unrolls. Residual sums,
+pooling, upsampling and concatenation act on membrane values (conv outputs), never on spikes.
+
+Tensors are (T * B, C, H, W), time outermost: the first layer repeats its output T times, the head averages it away.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv
+from ultralytics.nn.modules.conv import autopad
+
+from .neuron import active_config, make_neuron
+
+__all__ = (
+    "RepConv3x3",
+    "SepRepConv",
+    "SpikeAllConvBlock",
+    "SpikeConv",
+    "SpikeConvBlock",
+    "SpikeDownsample",
+    "SpikeRepConv",
+    "SpikeSPPF",
+    "SpikeSepConv",
+    "SpikingSynapse",
+)
+
+
+class LinearChain(nn.Sequential):
+    """A translation-invariant affine chain (zero pad, convs, BNs) that fuses into one k x k conv with bias.
+
+    The chain is affine, so the fused kernel is its response to unit impulses and the bias its response to zeros;
+    both are measured in float64 in eval mode, which makes the fusion exact up to the final cast.
+    """
+
+    def __init__(self, c1: int, c2: int, k: int, *layers: nn.Module) -> None:
+        """Chain ``layers`` after zero padding k // 2, mapping c1 to c2 channels with a k x k footprint."""
+        super().__init__(nn.ZeroPad2d(k // 2), *layers)
+        self.c1, self.c2, self.k = c1, c2, k
+
+    @torch.no_grad()
+    def fused(self) -> nn.Conv2d:
+        """One Conv2d (k x k, padding k // 2, with bias) equal to this chain in eval mode."""
+        c1, c2, k = self.c1, self.c2, self.k
+        probe = copy.deepcopy(self).eval().double()
+        size, mid = 2 * k + 1, k
+        bias = probe(torch.zeros(1, c1, size, size, dtype=torch.float64))[0, :, mid, mid]
+        impulses = torch.zeros(c1, c1, size, size, dtype=torch.float64)
+        impulses[range(c1), range(c1), mid, mid] = 1.0
+        response = probe(impulses) - bias.view(1, c2, 1, 1)  # (c1, c2, size, size)
+        p = k // 2
+        # out[o, y, x] = sum_uv K[o, i, u, v] * in[i, y + u - p, x + v - p], so K[o, i, u, v] = out[o, mid + p - u, ..]
+        kernel = response[:, :, mid + p - k + 1 : mid + p + 1, mid + p - k + 1 : mid + p + 1].flip(2, 3).transpose(0, 1)
+        ref = next(self.parameters())
+        conv = nn.Conv2d(c1, c2, k, 1, p, bias=True).to(ref.device, ref.dtype)
+        conv.weight.copy_(kernel)
+        conv.bias.copy_(bias)
+        return conv
+
+
+class RepConv3x3(LinearChain):
+    """SpikeYOLO's re-parameterisable mixer: 1x1 (c1->c1) -> BN -> depthwise 3x3 -> 1x1 (c1->c2) -> BN -> BN.
+
+    Cheap to train (about c1 * (c1 + c2) weights) and equal to a single dense 3x3 conv at inference.
+    """
+
+    def __init__(self, c1: int, c2: int) -> None:
+        """Map c1 to c2 channels with a 3x3 footprint."""
+        super().__init__(
+            c1,
+            c2,
+            3,
+            nn.Conv2d(c1, c1, 1, bias=False),
+            nn.BatchNorm2d(c1),
+            nn.Conv2d(c1, c1, 3, groups=c1, bias=False),
+            nn.Conv2d(c1, c2, 1, bias=False),
+            nn.BatchNorm2d(c2),
+            nn.BatchNorm2d(c2),
+        )
+
+
+class SepRepConv(LinearChain):
+    """The last conv of the separable block: BN -> 1x1 (c1->c2) -> depthwise k x k -> BN."""
+
+    def __init__(self, c1: int, c2: int, k: int = 3) -> None:
+        """Map c1 to c2 channels with a k x k footprint."""
+        super().__init__(
+            c1,
+            c2,
+            k,
+            nn.BatchNorm2d(c1),
+            nn.Conv2d(c1, c2, 1, bias=False),
+            nn.Conv2d(c2, c2, k, groups=c2, bias=False),
+            nn.BatchNorm2d(c2),
+        )
+
+
+class SpikingSynapse(nn.Module):
+    """A neuron and the synapse it drives: y = synapse(neuron(x)). The unit that spike inference unrolls."""
+
+    def __init__(self, synapse: nn.Module) -> None:
+        """Place a neuron (the model's ``neuron:`` settings) before ``synapse``."""
+        super().__init__()
+        self.neuron = make_neuron()
+        self.synapse = synapse
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Fire, then integrate through the synapse."""
+        return self.synapse(self.neuron(x))
+
+    def fuse_synapse(self) -> None:
+        """Replace a re-parameterisable chain by the single conv it equals (``Conv`` + BN is Ultralytics' job)."""
+        if isinstance(self.synapse, LinearChain):
+            self.synapse = self.synapse.fused()
+
+
+class SpikeConv(SpikingSynapse):
+    """Standard spiking conv: neuron -> conv -> BN (``bn=False``: neuron -> conv with bias, for the head outputs)."""
+
+    def __init__(
+        self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1, d: int = 1, bn: bool = True
+    ) -> None:
+        """Arguments follow Ultralytics' ``Conv``: channels in and out, kernel, stride, padding, groups, dilation."""
+        if bn:
+            synapse = Conv(c1, c2, k, s, p, g, d, act=False)
+        else:
+            synapse = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), dilation=d, groups=g, bias=True)
+        super().__init__(synapse)
+
+
+class SpikeRepConv(SpikingSynapse):
+    """Neuron -> :class:`RepConv3x3`."""
+
+    def __init__(self, c1: int, c2: int) -> None:
+        """Map c1 to c2 channels."""
+        super().__init__(RepConv3x3(c1, c2))
+
+
+class SpikeDownsample(nn.Module):
+    """Downsampling conv -> BN. The first layer takes the real-valued image (no neuron) and repeats it T times."""
+
+    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 2, p: int | None = None, first: bool = False) -> None:
+        """Channels in and out, kernel, stride, padding; ``first`` marks the image-encoding layer."""
+        super().__init__()
+        self.first = first
+        self.T = active_config().T
+        self.conv = Conv(c1, c2, k, s, p, act=False) if first else SpikeConv(c1, c2, k, s, p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode (first layer: the same frame at every logical timestep) or downsample spikes."""
+        y = self.conv(x)
+        return y.repeat(self.T, 1, 1, 1) if self.first and self.T > 1 else y
+
+
+class SpikeSepConv(nn.Module):
+    """Inverted separable conv on spikes: 1x1 expand -> depthwise k x k -> :class:`SepRepConv`, each after a neuron."""
+
+    def __init__(self, c: int, expansion: int = 2, k: int = 7) -> None:
+        """Channels, expansion ratio of the hidden width, depthwise kernel."""
+        super().__init__()
+        h = int(expansion * c)
+        self.pw1 = SpikeConv(c, h, 1)
+        self.dw = SpikeConv(h, h, k, g=h)
+        self.pw2 = SpikingSynapse(SepRepConv(h, c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Three spiking convs in a row."""
+        return self.pw2(self.dw(self.pw1(x)))
+
+
+def _same_width(name: str, c1: int, c2: int) -> None:
+    if c1 != c2:
+        raise ValueError(f"{name} keeps its width, but the YAML gives {c2} output channels after {c1}: set them equal.")
+
+
+class SpikeConvBlock(nn.Module):
+    """SpikeYOLO's conv ("meta") block: x + sepconv(x), then x + RepConv(ratio * c -> c)(RepConv(c -> ratio * c)(x))."""
+
+    def __init__(self, c1: int, c2: int, ratio: float = 4, k: int = 7) -> None:
+        """Channels (c1 == c2), hidden-width ratio of the channel mixer, depthwise kernel of the separable conv."""
+        super().__init__()
+        _same_width("SpikeConvBlock", c1, c2)
+        h = int(c1 * ratio)
+        self.sep = SpikeSepConv(c1, 2, k)
+        self.mix1 = SpikeRepConv(c1, h)
+        self.mix2 = SpikeRepConv(h, c1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Two residual sub-blocks on membrane values."""
+        x = x + self.sep(x)
+        return x + self.mix2(self.mix1(x))
+
+
+class SpikeAllConvBlock(nn.Module):
+    """SpikeYOLO's all-conv block: x + sepconv(x), then x + conv3x3(ratio * c -> c)(conv3x3(c -> ratio * c)(x))."""
+
+    def __init__(self, c1: int, c2: int, ratio: float = 4, k: int = 7) -> None:
+        """Channels (c1 == c2), hidden-width ratio, depthwise kernel of the separable conv."""
+        super().__init__()
+        _same_width("SpikeAllConvBlock", c1, c2)
+        h = int(c1 * ratio)
+        self.sep = SpikeSepConv(c1, 2, k)
+        self.mix1 = SpikeConv(c1, h, 3)
+        self.mix2 = SpikeConv(h, c1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Two residual sub-blocks on membrane values."""
+        x = x + self.sep(x)
+        return x + self.mix2(self.mix1(x))
+
+
+class SpikeSPPF(nn.Module):
+    """Spiking SPPF: spiking 1x1 to c1 / 2, three k x k max-pools on membranes, concat, spiking 1x1 to c2."""
+
+    def __init__(self, c1: int, c2: int, k: int = 5) -> None:
+        """Channels in and out, pooling kernel."""
+        super().__init__()
+        h = c1 // 2
+        self.cv1 = SpikeConv(c1, h, 1)
+        self.cv2 = SpikeConv(4 * h, c2, 1)
+        self.pool = nn.MaxPool2d(k, 1, k // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool the membrane map three times and mix the pyramid."""
+        y = [self.cv1(x)]
+        for _ in range(3):
+            y.append(self.pool(y[-1]))
+        return self.cv2(torch.cat(y, 1))

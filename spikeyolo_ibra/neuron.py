@@ -1,0 +1,238 @@
+"""The IBRA-LIF neuron: integer training, binary spikes at inference.
+
+One logical timestep t of a layer of neurons, with membrane u, input x, leak beta, soft reset by the emitted value::
+
+    u[t] = beta * (u[t-1] - s[t-1]) + x[t]          (u[0] = x[0])
+    q[t] = round(clip(N * u[t], 0, Q))              integer code, Q = 2**K - 1 (binary) or Q = levels (unary)
+    s[t] = q[t] / N                                 value passed on to the next synapse, in [0, Q / N]
+
+N is the *range-alignment scale*: without it (N = 1) batch-normalised membranes of order 1..5 only reach codes 0..5,
+with it they spread over the whole code range. Rounding is ``torch.round`` (half to even) in every path.
+
+Gradient: straight-through on the window, ds/du = 1 where 0 <= N*u <= Q, else 0. The reset ``s[t-1]`` is detached
+from autograd when ``detach_reset`` is set (SpikeYOLO's choice).
+
+At inference the integer code becomes binary spikes over virtual timesteps (see :mod:`spikeyolo_ibra.spike`):
+bit-plane coding sends bit k of q at virtual step k (K steps, weight 2**k / N), unary coding sends q ones (Q steps).
+
+SpikeYOLO's I-LIF is the same neuron with ``coding=unary, levels=4, scale=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ("IBLIF", "NeuronConfig", "NeuronConfigError", "active_config", "make_neuron", "neuron_context", "quantize")
+
+CODINGS = ("binary", "unary")
+TYPES = ("lif", "relu")
+
+
+class NeuronConfigError(ValueError):
+    """An impossible neuron setting in the model YAML's ``neuron:`` mapping."""
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """Neuron settings, read once from the model YAML's top-level ``neuron:`` mapping.
+
+    Attributes:
+        T: logical timesteps (the image is repeated T times; leak and reset act between them).
+        bits: K, bits of the integer code for binary (bit-plane) coding; codes live in [0, 2**K - 1].
+        scale: N, the range-alignment scale; the neuron passes on q / N. D = Q / N is the real-valued ceiling.
+        coding: ``binary`` (bit planes, K virtual steps) or ``unary`` (``levels`` virtual steps, SpikeYOLO's I-LIF).
+        levels: Q for unary coding, the largest integer a neuron emits; ignored for binary coding.
+        beta: membrane leak between logical timesteps.
+        detach_reset: cut the soft-reset path out of autograd.
+        type: ``lif`` for the spiking neuron, ``relu`` for the ANN twin of the same architecture.
+
+    Defaults are the IBRA-LIF authors' published ImageNet defaults (T = 1, D = 5.11, N = 100, hence K = 9 since
+    5.11 * 100 = 2**9 - 1) and SpikeYOLO's leak (0.25); that K and N mean this is our reading of the paper.
+
+    """
+
+    T: int = 1
+    bits: int = 9
+    scale: float = 100.0
+    coding: str = "binary"
+    levels: int = 4
+    beta: float = 0.25
+    detach_reset: bool = True
+    type: str = "lif"
+
+    def __post_init__(self) -> None:
+        """Reject impossible settings with one sentence that names the key and the fix."""
+
+        def fail(key: str, why: str) -> None:
+            raise NeuronConfigError(f"neuron.{key}={getattr(self, key)!r} is invalid: {why}.")
+
+        if self.type not in TYPES:
+            fail("type", f"use one of {', '.join(TYPES)}")
+        if not _is_int(self.T) or self.T < 1:
+            fail("T", "use a whole number of timesteps, 1 or more")
+        if not _is_int(self.bits) or not 1 <= self.bits <= 16:
+            fail("bits", "use a whole number from 1 to 16")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not self.scale > 0:
+            fail("scale", "use a positive number (1 disables range alignment)")
+        if self.coding not in CODINGS:
+            fail("coding", f"use one of {', '.join(CODINGS)}")
+        if not _is_int(self.levels) or self.levels < 1:
+            fail("levels", "use a whole number, 1 or more (the largest integer a unary neuron emits)")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 <= self.beta <= 1:
+            fail("beta", "use a number from 0 to 1")
+        if not isinstance(self.detach_reset, bool):
+            fail("detach_reset", "use true or false")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> NeuronConfig:
+        """Build from the YAML ``neuron:`` mapping; unknown keys are an error, missing keys take the defaults."""
+        if mapping is None:
+            return cls()
+        if not isinstance(mapping, Mapping):
+            raise NeuronConfigError(f"neuron: must be a mapping of settings, got {mapping!r}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise NeuronConfigError(f"neuron.{unknown[0]} is not a neuron setting: use {', '.join(sorted(known))}.")
+        return cls(**mapping)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The settings as a plain dict (what the YAML holds)."""
+        return asdict(self)
+
+    @property
+    def spiking(self) -> bool:
+        """True for the spiking neuron, False for the ANN twin."""
+        return self.type == "lif"
+
+    @property
+    def max_code(self) -> int:
+        """Q, the largest integer code: 2**K - 1 for binary coding, ``levels`` for unary coding."""
+        return 2**self.bits - 1 if self.coding == "binary" else self.levels
+
+    @property
+    def virtual_steps(self) -> int:
+        """Binary spikes a neuron needs per logical timestep: K (binary) or Q (unary)."""
+        return self.bits if self.coding == "binary" else self.levels
+
+    @property
+    def ceiling(self) -> float:
+        """D = Q / N, the largest value a neuron passes on."""
+        return self.max_code / self.scale
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def quantize(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
+    """Integer code q = round(clip(N * u, 0, Q)), as a float tensor of whole numbers (no gradient)."""
+    return torch.round(torch.clamp(u * scale, 0, max_code))
+
+
+class _StraightThrough(torch.autograd.Function):
+    """s = q / N with the straight-through gradient ds/du = 1 on 0 <= N*u <= Q; saves a boolean mask only."""
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:  # noqa: D102
+        nu = u * scale
+        ctx.save_for_backward((nu >= 0) & (nu <= max_code))
+        return torch.round(torch.clamp(nu, 0, max_code)) / scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
+        (window,) = ctx.saved_tensors
+        return grad * window, None, None
+
+
+def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
+    """Emitted value s = round(clip(N * u, 0, Q)) / N with a straight-through gradient."""
+    return _StraightThrough.apply(u, scale, max_code)
+
+
+class IBLIF(nn.Module):
+    """Integer Binary LIF neuron with range alignment, over T logical timesteps folded into the batch.
+
+    Inputs and outputs are (T * B, C, H, W) with time as the outer factor, so stock ``Concat`` and ``nn.Upsample``
+    work between blocks. Reads its settings from ``config``.
+
+    Example:
+        >>> neuron = IBLIF(NeuronConfig(bits=2, scale=1.0))
+        >>> neuron(torch.tensor([-1.0, 0.4, 0.5, 1.5, 2.6, 9.0]))
+        tensor([0., 0., 0., 2., 3., 3.])
+
+    """
+
+    def __init__(self, config: NeuronConfig | None = None) -> None:
+        """Build a neuron with the given settings (the active YAML settings by default)."""
+        super().__init__()
+        self.config = config or active_config()
+
+    def extra_repr(self) -> str:
+        """Show the settings that shape the code."""
+        c = self.config
+        return f"T={c.T}, coding={c.coding}, max_code={c.max_code}, scale={c.scale:g}, beta={c.beta:g}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Emitted values s = q / N for membrane inputs x (differentiable, straight-through)."""
+        c = self.config
+        if c.T == 1:
+            return fire(x, c.scale, c.max_code)
+        return self._run(x, codes=False)
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer codes q (whole numbers in a float tensor), the quantity spike inference expands into planes."""
+        c = self.config
+        if c.T == 1:
+            return quantize(x, c.scale, c.max_code)
+        return self._run(x, codes=True)
+
+    def _run(self, x: torch.Tensor, codes: bool) -> torch.Tensor:
+        """Membrane dynamics over T logical steps: u = beta * (u - s) + x[t], s = q / N; returns s or q."""
+        c = self.config
+        out, u, s = [], None, None
+        for xt in x.reshape(c.T, -1, *x.shape[1:]):
+            if u is None:
+                u = xt
+            else:
+                u = c.beta * (u - (s.detach() if c.detach_reset else s)) + xt
+            if codes:
+                q = quantize(u, c.scale, c.max_code)
+                s = q / c.scale
+                out.append(q)
+            else:
+                s = fire(u, c.scale, c.max_code)
+                out.append(s)
+        return torch.stack(out).reshape(x.shape)
+
+
+# --- the neuron settings of the model being built -------------------------------------------------------------------
+_ACTIVE: list[NeuronConfig] = []
+
+
+def active_config() -> NeuronConfig:
+    """The settings of the model YAML being parsed, or the defaults outside of model building."""
+    return _ACTIVE[-1] if _ACTIVE else NeuronConfig()
+
+
+@contextlib.contextmanager
+def neuron_context(config: NeuronConfig) -> Iterator[NeuronConfig]:
+    """Make ``config`` the settings every neuron built inside the block takes."""
+    _ACTIVE.append(config)
+    try:
+        yield config
+    finally:
+        _ACTIVE.pop()
+
+
+def make_neuron(config: NeuronConfig | None = None) -> nn.Module:
+    """The neuron a block places before a synapse: IB-LIF, or ReLU for the ANN twin."""
+    config = config or active_config()
+    return IBLIF(config) if config.spiking else nn.ReLU()

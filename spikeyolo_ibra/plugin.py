@@ -1,0 +1,188 @@
+"""The one door to Ultralytics' internals: YAML names, channel rules, scale choice, fusion, safe loading, callbacks.
+
+Ultralytics has no plugin registry. ``register()`` extends the installed package in memory, never on disk:
+
+- our block names join the namespace ``parse_model`` resolves YAML names in;
+- ``parse_model`` is recompiled from its own source with our blocks added to its channel-bookkeeping sets (so they
+  get ``(c1, c2, ...)`` with width scaling) and ``SpikeDetect`` to its head set; it runs inside the YAML's
+  ``neuron:`` settings; a spiking YAML without a scale builds its first scale without a warning;
+- ``model=cfg/ibra-spikeyolo-s.yaml`` loads ``cfg/ibra-spikeyolo.yaml`` at scale ``s``;
+- ``fuse()`` also merges our re-parameterisable chains;
+- our classes are allowed under ``ULTRALYTICS_SAFE_LOAD=1``; the pycocotools callback joins the defaults, and
+  Ultralytics' attempt to pip-install faster-coco-eval becomes a plain check;
+- a local font stands in for the Arial.ttf Ultralytics would download.
+
+Stock models are untouched: every change is keyed on our classes or on the YAML's ``neuron:`` key.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import ultralytics
+from ultralytics.engine import model as engine_model
+from ultralytics.nn import tasks
+from ultralytics.utils import USER_CONFIG_DIR
+from ultralytics.utils.callbacks.base import default_callbacks
+
+from . import blocks, head, neuron
+from .coco import disable_faster_coco_eval_install, on_val_end
+
+SUPPORTED = ">=8.4.190,<8.5"
+_SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmx])$")
+
+#: Blocks whose YAML args start with output channels, like Ultralytics' ``Conv``.
+CHANNEL_BLOCKS = (
+    blocks.SpikeDownsample,
+    blocks.SpikeConv,
+    blocks.SpikeConvBlock,
+    blocks.SpikeAllConvBlock,
+    blocks.SpikeSPPF,
+)
+YAML_NAMES = {cls.__name__: cls for cls in (*CHANNEL_BLOCKS, head.SpikeDetect)}
+SAFE_GLOBALS = [
+    *(getattr(blocks, name) for name in blocks.__all__),
+    blocks.LinearChain,
+    head.SpikeDetect,
+    neuron.IBLIF,
+    neuron.NeuronConfig,
+]
+
+
+class UnsupportedUltralytics(ImportError):
+    """The installed Ultralytics cannot be extended by this version of spikeyolo_ibra."""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def _unsupported(detail: str) -> UnsupportedUltralytics:
+    return UnsupportedUltralytics(
+        f"spikeyolo_ibra supports ultralytics{SUPPORTED} but found {ultralytics.__version__} ({detail}): "
+        f"run pip install 'ultralytics{SUPPORTED}'."
+    )
+
+
+def _check_version() -> None:
+    low, high = (_version_tuple(v) for v in re.findall(r"[\d.]+", SUPPORTED))
+    if not low <= _version_tuple(ultralytics.__version__) < high:
+        raise _unsupported("version outside the tested range")
+
+
+def _extended_parse_model() -> Any:
+    """``tasks.parse_model`` recompiled with our blocks in its channel sets, defined in the ``tasks`` namespace."""
+    source = inspect.getsource(tasks.parse_model)
+    source = source.replace("def parse_model(", "def _spikeyolo_parse_model(", 1)
+    source, n_base = re.subn(r"(base_modules = frozenset\(\s*\{)", r"\1*_SPIKEYOLO_CHANNEL_BLOCKS, ", source)
+    source, n_head = re.subn(r"(elif m in frozenset\(\s*\{\s*)Detect,", r"\1Detect, _SpikeYOLODetect,", source)
+    if (n_base, n_head) != (1, 1):
+        raise _unsupported("parse_model has a layout this plugin does not know")
+    namespace = vars(tasks)
+    namespace["_SPIKEYOLO_CHANNEL_BLOCKS"] = CHANNEL_BLOCKS
+    namespace["_SpikeYOLODetect"] = head.SpikeDetect
+    exec(compile(source, inspect.getsourcefile(tasks), "exec"), namespace)
+    return namespace.pop("_spikeyolo_parse_model")
+
+
+def _resolve_scaled_args(d: dict) -> None:
+    """Replace a block argument given per scale (a mapping such as ``{n: 1, s: 1, m: 2, l: 2}``) by its value."""
+    scale = d.get("scale")
+    for i, row in enumerate(d["backbone"] + d["head"]):
+        for j, arg in enumerate(row[3]):
+            if isinstance(arg, dict):
+                if scale not in arg:
+                    raise ValueError(f"layer {i} of the model YAML gives argument {j} per scale but not for '{scale}'.")
+                row[3][j] = arg[scale]
+
+
+def _wrap_parse_model(extended: Any) -> Any:
+    def parse_model(d: dict, ch: int, verbose: bool = True) -> Any:
+        """Ultralytics' parse_model, with our blocks known and the YAML's ``neuron:`` settings active."""
+        if "neuron" not in d:
+            return extended(d, ch, verbose)
+        if d.get("scales") and not d.get("scale"):
+            d["scale"] = next(iter(d["scales"]))
+        _resolve_scaled_args(d)
+        with neuron.neuron_context(neuron.NeuronConfig.from_mapping(d["neuron"])):
+            return extended(d, ch, verbose)
+
+    parse_model.spikeyolo = True
+    return parse_model
+
+
+def _wrap_yaml_model_load(stock: Any) -> Any:
+    def yaml_model_load(path: str | Path) -> dict:
+        """Ultralytics' yaml_model_load; a spiking ``<name>-<scale>.yaml`` is ``<name>.yaml`` at that scale."""
+        path = Path(path)
+        match = _SCALED_NAME.match(path.stem)
+        if match and not path.exists() and not tasks.check_yaml(path, hard=False):
+            base = path.with_name(match["stem"] + path.suffix)
+            if base.exists() or tasks.check_yaml(base, hard=False):
+                d = stock(base)
+                if "neuron" in d and match["scale"] in (d.get("scales") or {}):
+                    d["scale"], d["yaml_file"] = match["scale"], str(path)
+                    return d
+        d = stock(path)
+        if "neuron" in d and d.get("scales") and not d.get("scale"):
+            d["scale"] = next(iter(d["scales"]))  # a spiking YAML names no scale: its first, without a warning
+        return d
+
+    yaml_model_load.spikeyolo = True
+    return yaml_model_load
+
+
+def _wrap_fuse(stock: Any) -> Any:
+    def fuse(self: tasks.BaseModel, verbose: bool = True, imgsz: int = 640) -> tasks.BaseModel:
+        """Merge our re-parameterisable chains into single convs, then Ultralytics' BN folding."""
+        for m in list(self.modules()):
+            if isinstance(m, blocks.SpikingSynapse):
+                m.fuse_synapse()
+        return stock(self, verbose=verbose, imgsz=imgsz)
+
+    fuse.spikeyolo = True
+    return fuse
+
+
+def _offline_font() -> None:
+    """Put matplotlib's DejaVuSans where Ultralytics looks for Arial.ttf, so plotting never tries a download."""
+    target = Path(USER_CONFIG_DIR) / "Arial.ttf"
+    if target.exists():
+        return
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    except OSError:  # a read-only config dir: Ultralytics falls back to its own logic
+        pass
+
+
+def _add_callback(event: str, fn: Any) -> None:
+    if all(getattr(f, "__qualname__", None) != fn.__qualname__ for f in default_callbacks[event]):
+        default_callbacks[event].append(fn)
+
+
+def register() -> None:
+    """Extend the installed Ultralytics in memory; idempotent."""
+    if getattr(tasks.parse_model, "spikeyolo", False):
+        return
+    _check_version()
+    extended = _extended_parse_model()
+    vars(tasks).update(YAML_NAMES)
+    tasks.parse_model = _wrap_parse_model(extended)
+    loader = _wrap_yaml_model_load(tasks.yaml_model_load)
+    tasks.yaml_model_load = engine_model.yaml_model_load = loader
+    tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    _offline_font()
+    disable_faster_coco_eval_install()
+    _add_callback("on_val_end", on_val_end)
