@@ -9,8 +9,6 @@ Tensors are (T * B, C, H, W), time outermost: the first layer repeats its output
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
@@ -33,10 +31,11 @@ __all__ = (
 
 
 class LinearChain(nn.Sequential):
-    """A translation-invariant affine chain (zero pad, convs, BNs) that fuses into one k x k conv with bias.
+    """A translation-invariant affine chain (zero pad, 1x1 / depthwise convs, BNs) that fuses into one k x k conv.
 
-    The chain is affine, so the fused kernel is its response to unit impulses and the bias its response to zeros;
-    both are measured in float64 in eval mode, which makes the fusion exact up to the final cast.
+    Fusion folds the layers in order into a kernel K (c_out, c1, h, w) and bias b, starting from the identity:
+    a 1x1 conv W gives K <- W K, b <- W b; a BN (scale s, shift t) gives K <- s K, b <- s b + t; a depthwise kernel D
+    gives K[o] <- K[o] (full convolution) D[o], b <- b * sum(D[o]). Zero padding first makes borders exact too.
     """
 
     def __init__(self, c1: int, c2: int, k: int, *layers: nn.Module) -> None:
@@ -46,19 +45,30 @@ class LinearChain(nn.Sequential):
 
     @torch.no_grad()
     def fused(self) -> nn.Conv2d:
-        """One Conv2d (k x k, padding k // 2, with bias) equal to this chain in eval mode."""
-        c1, c2, k = self.c1, self.c2, self.k
-        probe = copy.deepcopy(self).eval().double()
-        size, mid = 2 * k + 1, k
-        bias = probe(torch.zeros(1, c1, size, size, dtype=torch.float64))[0, :, mid, mid]
-        impulses = torch.zeros(c1, c1, size, size, dtype=torch.float64)
-        impulses[range(c1), range(c1), mid, mid] = 1.0
-        response = probe(impulses) - bias.view(1, c2, 1, 1)  # (c1, c2, size, size)
-        p = k // 2
-        # out[o, y, x] = sum_uv K[o, i, u, v] * in[i, y + u - p, x + v - p], so K[o, i, u, v] = out[o, mid + p - u, ..]
-        kernel = response[:, :, mid + p - k + 1 : mid + p + 1, mid + p - k + 1 : mid + p + 1].flip(2, 3).transpose(0, 1)
+        """One Conv2d (k x k, padding k // 2, with bias) equal to this chain in eval mode, composed in float64."""
+        f64 = torch.float64
+        kernel = torch.eye(self.c1, dtype=f64).view(self.c1, self.c1, 1, 1)
+        bias = torch.zeros(self.c1, dtype=f64)
+        for layer in list(self)[1:]:
+            if isinstance(layer, nn.BatchNorm2d):
+                scale = layer.weight.double() / torch.sqrt(layer.running_var.double() + layer.eps)
+                kernel = kernel * scale.view(-1, 1, 1, 1)
+                bias = bias * scale + layer.bias.double() - layer.running_mean.double() * scale
+            elif layer.groups == 1:  # 1x1 conv
+                w = layer.weight.double()[:, :, 0, 0]
+                kernel, bias = torch.einsum("om,mihw->oihw", w, kernel), w @ bias
+            else:  # depthwise conv: full 2-D convolution of each output channel's kernel with its depthwise kernel
+                d = layer.weight.double()[:, 0]
+                kh, kw = d.shape[-2:]
+                out = kernel.new_zeros(*kernel.shape[:2], kernel.shape[2] + kh - 1, kernel.shape[3] + kw - 1)
+                for u in range(kh):
+                    for v in range(kw):
+                        out[:, :, u : u + kernel.shape[2], v : v + kernel.shape[3]] += kernel * d[:, u, v].view(
+                            -1, 1, 1, 1
+                        )
+                kernel, bias = out, bias * d.sum((1, 2))
         ref = next(self.parameters())
-        conv = nn.Conv2d(c1, c2, k, 1, p, bias=True).to(ref.device, ref.dtype)
+        conv = nn.Conv2d(self.c1, self.c2, self.k, 1, self.k // 2, bias=True).to(ref.device, ref.dtype)
         conv.weight.copy_(kernel)
         conv.bias.copy_(bias)
         return conv
@@ -132,6 +142,16 @@ class SpikeConv(SpikingSynapse):
         else:
             synapse = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), dilation=d, groups=g, bias=True)
         super().__init__(synapse)
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        """The convolution itself (Ultralytics' checkpoint transfer reads ``.conv.in_channels`` of head layers)."""
+        return self.synapse.conv if isinstance(self.synapse, Conv) else self.synapse
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels, as on ``nn.Conv2d``."""
+        return self.conv.in_channels
 
 
 class SpikeRepConv(SpikingSynapse):
