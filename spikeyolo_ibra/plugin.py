@@ -8,8 +8,13 @@ Ultralytics has no plugin registry. ``register()`` extends the installed package
   ``neuron:`` settings; a spiking YAML without a scale builds its first scale without a warning;
 - ``model=cfg/ibra-spikeyolo-s.yaml`` loads ``cfg/ibra-spikeyolo.yaml`` at scale ``s``;
 - ``fuse()`` also merges our re-parameterisable chains;
+- ``SpikeConv`` shows its synapse's ``conv`` and ``in_channels``, which Ultralytics' weight transfer reads from the
+  first and last layer of each head branch (``DetectionModel.load``: fine-tuning from and resuming a checkpoint);
+- a block that cannot be built from its YAML row fails with the layer index, the row and the block's YAML arguments;
+- ONNX export of our models without the ``export`` extra fails with one sentence instead of a pip install;
 - our classes are allowed under ``ULTRALYTICS_SAFE_LOAD=1``; the pycocotools callback joins the defaults, and
-  Ultralytics' attempt to pip-install faster-coco-eval becomes a plain check;
+  Ultralytics' attempt to pip-install faster-coco-eval becomes a plain check (at the start of each validation:
+  ``register()`` runs while ``ultralytics.engine.model`` is still importing, so the validators cannot be imported yet);
 - a local font stands in for the Arial.ttf Ultralytics would download.
 
 Stock models are untouched: every change is keyed on our classes or on the YAML's ``neuron:`` key.
@@ -17,6 +22,8 @@ Stock models are untouched: every change is keyed on our classes or on the YAML'
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import inspect
 import re
 import shutil
@@ -45,6 +52,8 @@ CHANNEL_BLOCKS = (
     blocks.SpikeSPPF,
 )
 YAML_NAMES = {cls.__name__: cls for cls in (*CHANNEL_BLOCKS, head.SpikeDetect)}
+#: Modules ONNX export needs: always, and for ``simplify=True`` (Ultralytics' default).
+EXPORT_MODULES = {"onnx": "always", "onnxruntime": "simplify", "onnxslim": "simplify"}
 SAFE_GLOBALS = [
     *(getattr(blocks, name) for name in blocks.__all__),
     blocks.LinearChain,
@@ -56,6 +65,14 @@ SAFE_GLOBALS = [
 
 class UnsupportedUltralytics(ImportError):
     """The installed Ultralytics cannot be extended by this version of spikeyolo_ibra."""
+
+
+class ModelYAMLError(ValueError):
+    """A row of a spiking model YAML that its block cannot be built from."""
+
+
+class MissingExportExtra(ImportError):
+    """ONNX export of a spiking model without the packages of the ``export`` extra."""
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -77,7 +94,8 @@ def _check_version() -> None:
 
 def _extended_parse_model() -> Any:
     """``tasks.parse_model`` recompiled with our blocks in its channel sets, defined in the ``tasks`` namespace."""
-    source = inspect.getsource(tasks.parse_model)
+    lines, first = inspect.getsourcelines(tasks.parse_model)
+    source = "\n" * (first - 1) + "".join(lines)  # tracebacks then point at the right lines of tasks.py
     source = source.replace("def parse_model(", "def _spikeyolo_parse_model(", 1)
     source, n_base = re.subn(r"(base_modules = frozenset\(\s*\{)", r"\1*_SPIKEYOLO_CHANNEL_BLOCKS, ", source)
     source, n_head = re.subn(r"(elif m in frozenset\(\s*\{\s*)Detect,", r"\1Detect, _SpikeYOLODetect,", source)
@@ -101,6 +119,29 @@ def _resolve_scaled_args(d: dict) -> None:
                 row[3][j] = arg[scale]
 
 
+def _yaml_args(cls: type) -> str:
+    """The arguments a YAML row gives ``cls``: its constructor's, less what ``parse_model`` fills in."""
+    params = inspect.signature(cls).parameters.values()
+    return ", ".join(
+        p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params if p.name not in ("c1", "ch")
+    )
+
+
+def _layer_error(error: Exception, code: Any, rows: list) -> ModelYAMLError | None:
+    """Name the layer, its YAML row and the block's YAML arguments for an error raised building one of our blocks."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_locals.get("m") not in YAML_NAMES.values():
+        return None
+    i, m = tb.tb_frame.f_locals["i"], tb.tb_frame.f_locals["m"]
+    f, n, name, args = rows[i]
+    return ModelYAMLError(
+        f"layer {i} of the model YAML, [{f}, {n}, {name}, {args}], cannot be built ({str(error).rstrip('.')}): "
+        f"give {name} the args [{_yaml_args(m)}], channels before width scaling."
+    )
+
+
 def _wrap_parse_model(extended: Any) -> Any:
     def parse_model(d: dict, ch: int, verbose: bool = True) -> Any:
         """Ultralytics' parse_model, with our blocks known and the YAML's ``neuron:`` settings active."""
@@ -109,8 +150,14 @@ def _wrap_parse_model(extended: Any) -> Any:
         if d.get("scales") and not d.get("scale"):
             d["scale"] = next(iter(d["scales"]))
         _resolve_scaled_args(d)
+        rows = copy.deepcopy(d["backbone"] + d["head"])  # parse_model rewrites the args in place
         with neuron.neuron_context(neuron.NeuronConfig.from_mapping(d["neuron"])):
-            return extended(d, ch, verbose)
+            try:
+                return extended(d, ch, verbose)
+            except (TypeError, ValueError) as error:
+                if (wrapped := _layer_error(error, extended.__code__, rows)) is None:
+                    raise
+                raise wrapped from error
 
     parse_model.spikeyolo = True
     return parse_model
@@ -149,6 +196,27 @@ def _wrap_fuse(stock: Any) -> Any:
     return fuse
 
 
+def _is_ours(model: Any) -> bool:
+    return isinstance(model, torch.nn.Module) and any(isinstance(m, blocks.SpikingSynapse) for m in model.modules())
+
+
+def _require_export_extra(exporter: Any) -> None:
+    """``on_export_start``: ONNX export of our models without its packages is one sentence, not a pip install."""
+    if exporter.args.format != "onnx" or not _is_ours(exporter.model):
+        return
+    needed = [name for name, when in EXPORT_MODULES.items() if when == "always" or exporter.args.simplify]
+    if missing := [name for name in needed if importlib.util.find_spec(name) is None]:
+        raise MissingExportExtra(
+            f"format=onnx needs {', '.join(missing)}, not installed here: run pip install 'spikeyolo-ibra[export]' "
+            "(or pip install onnx onnxruntime onnxslim)."
+        )
+
+
+def _no_faster_coco_eval_install(validator: Any) -> None:
+    """``on_val_start``: make sure Ultralytics will not pip-install faster-coco-eval in this validation."""
+    disable_faster_coco_eval_install()
+
+
 def _offline_font() -> None:
     """Put matplotlib's DejaVuSans where Ultralytics looks for Arial.ttf, so plotting never tries a download."""
     target = Path(USER_CONFIG_DIR) / "Arial.ttf"
@@ -167,7 +235,7 @@ def _offline_font() -> None:
 
 
 def _add_callback(event: str, fn: Any) -> None:
-    if all(getattr(f, "__qualname__", None) != fn.__qualname__ for f in default_callbacks[event]):
+    if fn not in default_callbacks[event]:
         default_callbacks[event].append(fn)
 
 
@@ -178,11 +246,12 @@ def register() -> None:
     _check_version()
     extended = _extended_parse_model()
     vars(tasks).update(YAML_NAMES)
-    tasks.parse_model = _wrap_parse_model(extended)
     loader = _wrap_yaml_model_load(tasks.yaml_model_load)
     tasks.yaml_model_load = engine_model.yaml_model_load = loader
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
     _offline_font()
-    disable_faster_coco_eval_install()
+    _add_callback("on_val_start", _no_faster_coco_eval_install)
     _add_callback("on_val_end", on_val_end)
+    _add_callback("on_export_start", _require_export_extra)
+    tasks.parse_model = _wrap_parse_model(extended)  # last: it marks the registration as done
