@@ -1,0 +1,142 @@
+"""Wall time and peak memory of spike mode against integer mode, and the float32 equivalence numbers.
+
+    YOLO_OFFLINE=1 python benchmarks/spike_speed.py [--imgsz 640] [--repeats 3]
+
+Scale n of cfg/ibra-spikeyolo.yaml (BN calibrated on bus.jpg so that it fires, then fused), bus.jpg letterboxed to
+imgsz, batch 1, CPU. Each mode runs in a fresh process on a saved fused checkpoint; peak memory is the rise of the
+process high-water mark (VmHWM, reset through /proc/self/clear_refs) over the forward passes; wall time is the median of
+``repeats`` passes after one warm-up (time.perf_counter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from ultralytics import YOLO
+from ultralytics.data.augment import LetterBox
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import ASSETS
+
+from spikeyolo_ibra.neuron import IBLIF
+from spikeyolo_ibra.spike import Equivalence, run_pair, to_spike_driven
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = {  # name: (model dtype, spike mode?, accumulate, accumulator dtype)
+    "integer": ("float32", False, None, None),
+    "spike batched": ("float32", True, "batched", None),
+    "spike sequential": ("float32", True, "sequential", None),
+    "spike batched, float64 accumulation": ("float32", True, "batched", torch.float64),
+}
+
+
+def bus(imgsz: int) -> torch.Tensor:
+    im = LetterBox(imgsz, auto=False)(image=cv2.imread(str(ASSETS / "bus.jpg")))[..., ::-1].transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(im)).float().unsqueeze(0) / 255
+
+
+def calibrated_model(imgsz: int) -> DetectionModel:
+    torch.manual_seed(0)
+    model = DetectionModel(copy.deepcopy(YOLO(str(REPO / "cfg" / "ibra-spikeyolo.yaml")).model.yaml), verbose=False)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(bus(imgsz))
+    return model.eval().fuse(verbose=False)
+
+
+def _status_kib(key: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key + ":"))
+    return int(line.split()[1])
+
+
+def worker(ckpt: str, mode: str, imgsz: int, repeats: int) -> dict:
+    dtype, spiking, accumulate, accumulator = MODES[mode]
+    model = torch.load(ckpt, weights_only=False)["model"].to(getattr(torch, dtype))
+    if spiking:
+        model = to_spike_driven(model, accumulate, accumulator)
+    x = bus(imgsz).to(getattr(torch, dtype))
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
+    base = _status_kib("VmRSS")
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    peak = _status_kib("VmHWM") - base
+    return {"mode": mode, "seconds": statistics.median(times[1:]), "peak_MiB": peak / 1024}
+
+
+def float32_story(model: DetectionModel, imgsz: int) -> dict:
+    """Code flips and head differences of float32 runs against the float64 integer model (the exact answer)."""
+    x = bus(imgsz)
+    ref = copy.deepcopy(model).double()
+    out = {}
+    for name, candidate in (
+        ("float32 integer", model),
+        ("float32 spike batched", to_spike_driven(model)),
+        ("float32 spike, float64 accumulation", to_spike_driven(model, accumulator=torch.float64)),
+    ):
+        eq = Equivalence("float32")
+        hooks = [
+            candidate.register_forward_pre_hook(lambda _m, args: (args[0].float(),)),
+            candidate.register_forward_hook(lambda _m, _a, y: (y[0].double(), *y[1:])),
+        ]
+        run_pair(ref, candidate, x.double(), eq, 0.25, 0.7)
+        for h in hooks:
+            h.remove()
+        out[f"{name} vs float64 integer"] = eq.as_dict()
+    eq = Equivalence("float32")
+    run_pair(model, to_spike_driven(model), x, eq, 0.25, 0.7)
+    out["float32 spike batched vs float32 integer"] = eq.as_dict()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--worker", nargs=2, metavar=("CKPT", "MODE"))
+    p.add_argument("--skip-float32", action="store_true", help="timings only")
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], args.imgsz, args.repeats)))
+        return
+    model = calibrated_model(args.imgsz)
+    bits = next(m.config.virtual_steps for m in model.modules() if isinstance(m, IBLIF))
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = str(Path(tmp) / "fused.pt")
+        torch.save({"model": model}, ckpt)
+        rows = []
+        for mode in MODES:
+            cmd = [sys.executable, __file__, "--worker", ckpt, mode]
+            cmd += ["--imgsz", str(args.imgsz), "--repeats", str(args.repeats)]
+            rows.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
+    base = rows[0]["seconds"]
+    print(f"scale n, imgsz {args.imgsz}, bus.jpg, K = {bits}, {torch.get_num_threads()} threads")
+    for r in rows:
+        ratio = r["seconds"] / base
+        print(
+            f"{r['mode']:<38} {r['seconds']:8.3f} s  {ratio:5.2f}x integer ({ratio / bits:4.2f} K)  "
+            f"peak +{r['peak_MiB']:7.0f} MiB"
+        )
+    if not args.skip_float32:
+        print(json.dumps(float32_story(model, args.imgsz), indent=1))
+
+
+if __name__ == "__main__":
+    main()

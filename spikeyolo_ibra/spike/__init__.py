@@ -1,0 +1,37 @@
+"""Spike-driven inference: integer codes become binary planes, synapses integrate them, statistics and energy follow.
+
+- :mod:`.encoding`: codes -> binary planes and plane weights (bit-plane or unary).
+- :mod:`.runtime`: :func:`to_spike_driven` turns a fused model into its spike-driven copy.
+- :mod:`.stats`, :mod:`.monitor`: per-layer running statistics of a spike-driven run.
+- :mod:`.verify`: integer mode against spike mode.
+- :mod:`.infer`, :mod:`.report`, :mod:`.cli`: the ``spike-infer`` command and its report.
+"""
+
+from .encoding import encode, plane_weights, spike_counts
+from .errors import SpikeInferError
+from .monitor import Monitor
+from .runtime import NotSpikingModelError, SpikeDrivenSynapse, to_spike_driven
+from .verify import Equivalence, run_pair
+
+__all__ = (
+    "Equivalence",
+    "Monitor",
+    "NotSpikingModelError",
+    "SpikeDrivenSynapse",
+    "SpikeInferError",
+    "encode",
+    "plane_weights",
+    "run_pair",
+    "spike_counts",
+    "spike_infer",
+    "to_spike_driven",
+)
+
+
+def __getattr__(name: str) -> object:
+    """``spike_infer`` lazily (it imports Ultralytics' loaders and matplotlib)."""
+    if name == "spike_infer":
+        from .infer import spike_infer
+
+        return spike_infer
+    raise AttributeError(name)

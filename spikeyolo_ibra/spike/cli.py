@@ -1,0 +1,46 @@
+"""``spike-infer``: run a trained spiking detector spike-driven, verify it and report firing rates and energy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..energy import COSTS
+from .errors import SpikeInferError
+from .runtime import ACCUMULATE
+
+__all__ = ("main", "parser")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line arguments."""
+    p = argparse.ArgumentParser(prog="spike-infer", description=__doc__)
+    p.add_argument("--weights", required=True, help="trained Ultralytics .pt checkpoint of a spiking model")
+    p.add_argument("--source", required=True, help="an image, a folder of images or a glob")
+    p.add_argument("--imgsz", type=int, default=640, help="letterbox size")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--verify", action="store_true", help="compare integer and spike mode; FAIL exits with 1")
+    p.add_argument("--out", default="runs/spike", help="report folder (replaced when the run succeeds)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="model dtype")
+    p.add_argument("--accumulate", choices=ACCUMULATE, default="batched", help="planes at once or one at a time")
+    p.add_argument("--exact", action="store_true", help="accumulate the planes in float64 (for --dtype float32)")
+    p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm cost table")
+    p.add_argument("--conf", type=float, default=0.25, help="NMS confidence threshold")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; exit 0 on success, 1 on FAIL, 2 on bad input (one sentence on stderr, no traceback)."""
+    args = parser().parse_args(argv)
+    from .infer import spike_infer
+    from .report import format_table
+
+    try:
+        report = spike_infer(**vars(args))
+    except SpikeInferError as e:
+        print(f"spike-infer: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    print(f"report written to {args.out}")
+    return 1 if report["equivalence"]["passed"] is False else 0
