@@ -1,9 +1,10 @@
 """The built-in "shapes" detection benchmark: a small, deterministic, honest synthetic data set.
 
-Each image shows 1 to 6 filled shapes of 6 classes on a cluttered background (colour gradient, low-frequency blotches,
-thin line and curve distractors that are not objects, pixel noise, JPEG artefacts). An object's longest side is
-log-uniform in [8%, 50%] of the image side. Objects may overlap, but a later object is only placed if every earlier one
-keeps at least ``MIN_VISIBLE`` of its area visible. Every box is the tight box of the object's *visible* pixel mask, the
+Each image shows 1 to ``MAX_OBJECTS`` filled shapes of 6 classes on a cluttered background (colour gradient,
+low-frequency blotches, thin line and curve distractors that are not objects, pixel noise, JPEG artefacts). An object's
+longest side is log-uniform in [``MIN_SIZE``, ``MAX_SIZE``] of the image side. Objects may overlap, but a later object
+is only placed if every earlier one keeps at least ``MIN_VISIBLE`` of its area visible. Every box is the tight box of
+the object's *visible* pixel mask, the
 same mask that paints the image, so labels never claim pixels that are not drawn.
 
 Image ``k`` (1-based, unique over both splits) is drawn from ``numpy.random.default_rng([seed, k])``: same seed, same
@@ -29,11 +30,13 @@ import cv2
 import numpy as np
 
 SHAPES_NAMES: list[str] = ["circle", "square", "triangle", "star", "ellipse", "cross"]
-MIN_SIZE, MAX_SIZE = 0.08, 0.5  # longest object side, as a fraction of the image side
+MIN_SIZE, MAX_SIZE = 0.15, 0.6  # longest object side, as a fraction of the image side
+MAX_OBJECTS = 4  # objects per image: 1 to MAX_OBJECTS
+# Sized so that a scale-n spiking detector learns the set on 2 CPU cores in minutes (docs/benchmarks.md).
 MIN_VISIBLE = 0.7  # fraction of an object's area that must stay visible under later objects
 MIN_CONTRAST = 90.0  # least L2 distance (0-255 BGR) between an object's colour and the mean background under it
 MARKER = "shapes.json"
-FORMAT_VERSION = 1  # bump when the drawing changes, so datasets built by older code are rebuilt
+FORMAT_VERSION = 2  # bump when the drawing changes, so datasets built by older code are rebuilt
 
 _PLACE_TRIES = 30
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly
@@ -118,7 +121,7 @@ def render(image_id: int, imgsz: int, seed: int) -> tuple[np.ndarray, list[tuple
     rng = np.random.default_rng([seed, image_id])
     img = _background(imgsz, rng)
     classes, visible, areas = [], [], []
-    for _ in range(rng.integers(1, 7)):
+    for _ in range(rng.integers(1, MAX_OBJECTS + 1)):
         cls = int(rng.integers(len(SHAPES_NAMES)))
         for _ in range(_PLACE_TRIES):
             mask = np.zeros((imgsz, imgsz), np.uint8)
@@ -186,7 +189,7 @@ def _sibling(root: Path, tag: str) -> Path:
     return path
 
 
-def build_shapes(root: str | Path, n_train: int = 800, n_val: int = 200, imgsz: int = 256, seed: int = 0) -> Path:
+def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: int = 160, seed: int = 0) -> Path:
     """Build the shapes data set at ``root`` unless it is already there with the same parameters.
 
     The data is built in a temporary folder beside ``root`` and renamed into place, so ``root`` is either absent or
