@@ -15,6 +15,7 @@ Ultralytics has no plugin registry. ``register()`` extends the installed package
 - our classes are allowed under ``ULTRALYTICS_SAFE_LOAD=1``; the pycocotools callback joins the defaults, and
   Ultralytics' attempt to pip-install faster-coco-eval becomes a plain check (at the start of each validation:
   ``register()`` runs while ``ultralytics.engine.model`` is still importing, so the validators cannot be imported yet);
+- a truncated or corrupt checkpoint fails with a sentence naming the file, like Ultralytics' other unreadable files;
 - a local font stands in for the Arial.ttf Ultralytics would download.
 
 Stock models are untouched: every change is keyed on our classes or on the YAML's ``neuron:`` key.
@@ -184,6 +185,23 @@ def _wrap_yaml_model_load(stock: Any) -> Any:
     return yaml_model_load
 
 
+def _wrap_torch_safe_load(stock: Any) -> Any:
+    def torch_safe_load(weight: Any, *args: Any, **kwargs: Any) -> Any:
+        """Ultralytics' torch_safe_load; a damaged file names itself instead of a bare ``OSError``/zip error."""
+        try:
+            return stock(weight, *args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except (OSError, RuntimeError, EOFError) as e:
+            raise TypeError(
+                f"{weight} is not a loadable checkpoint: the file is truncated or corrupt ({e}). "
+                "Copy it again or re-save it from training."
+            ) from e
+
+    torch_safe_load.spikeyolo = True
+    return torch_safe_load
+
+
 def _wrap_fuse(stock: Any) -> Any:
     def fuse(self: tasks.BaseModel, verbose: bool = True, imgsz: int = 640) -> tasks.BaseModel:
         """Merge our re-parameterisable chains into single convs, then Ultralytics' BN folding."""
@@ -249,6 +267,7 @@ def register() -> None:
     loader = _wrap_yaml_model_load(tasks.yaml_model_load)
     tasks.yaml_model_load = engine_model.yaml_model_load = loader
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
+    tasks.torch_safe_load = _wrap_torch_safe_load(tasks.torch_safe_load)
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
     _offline_font()
     _add_callback("on_val_start", _no_faster_coco_eval_install)
