@@ -46,6 +46,8 @@ def fused(request) -> DetectionModel:
     model.train()
     with torch.no_grad():
         model(images())
+        for branch in model.model[-1].cv3:  # class priors near 0.5 instead of 1e-4, so NMS has detections to compare
+            branch[-1].synapse.bias.zero_()
     return model.eval().fuse(verbose=False)
 
 
