@@ -72,7 +72,15 @@ def main() -> None:
 
     val_images = dataset_root() / "images" / "val"
     spike = [sys.executable, "tools/spike_infer.py", "--weights", str(best), "--verify"]
-    run(*spike, "--source", str(val_images / "00000000060[1-4].jpg"), "--imgsz", str(a.imgsz), "--out", str(out / "spike"))
+    run(
+        *spike,
+        "--source",
+        str(val_images / "00000000060[1-4].jpg"),
+        "--imgsz",
+        str(a.imgsz),
+        "--out",
+        str(out / "spike"),
+    )
     from ultralytics.utils import ASSETS
 
     run(*spike, "--source", str(ASSETS / "bus.jpg"), "--imgsz", "320", "--out", str(out / "spike-bus"))
