@@ -325,14 +325,15 @@ def test_onnx_export_matches_torch(cli: dict, files: dict[str, Path]) -> None:
 def test_onnx_export_without_the_extra_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from ultralytics.utils import checks
 
-    monkeypatch.setitem(sys.modules, "onnxslim", None)  # find_spec() now reports it missing
+    for name in ("onnx", "onnxruntime", "onnxslim"):  # the same whether or not the extra is installed here
+        monkeypatch.setitem(sys.modules, name, None)  # find_spec() now reports it missing
     monkeypatch.setattr(checks, "ONLINE", True)
     monkeypatch.setattr(checks.subprocess, "check_output", pytest.fail)  # any pip/uv call fails the test
     (tmp_path / TINY_PT.name).write_bytes(TINY_PT.read_bytes())
     with pytest.raises(MissingExportExtra) as info:
         YOLO(tmp_path / TINY_PT.name).export(format="onnx", imgsz=64)
     assert str(info.value) == (
-        "format=onnx needs onnxslim, not installed here: run pip install 'spikeyolo-ibra[export]' "
+        "format=onnx needs onnx, onnxruntime, onnxslim, not installed here: run pip install 'spikeyolo-ibra[export]' "
         "(or pip install onnx onnxruntime onnxslim)."
     )
     assert not list(tmp_path.glob("*.onnx"))
