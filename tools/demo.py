@@ -75,7 +75,7 @@ def main() -> None:
     run(
         *spike,
         "--source",
-        str(val_images / "00000000060[1-4].jpg"),
+        str(val_images / "00000000060*.jpg"),
         "--imgsz",
         str(a.imgsz),
         "--out",
