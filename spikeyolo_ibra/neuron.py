@@ -141,9 +141,13 @@ class _StraightThrough(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:  # noqa: D102
+        # Five elementwise passes (mul, clamp, eq, round_, div_) and one bool tensor: the clamp leaves exactly the
+        # elements of the window 0 <= N*u <= Q unchanged (NaN compares unequal, so it gets no gradient either).
         nu = u * scale
-        ctx.save_for_backward((nu >= 0) & (nu <= max_code))
-        return torch.round(torch.clamp(nu, 0, max_code)) / scale
+        clipped = torch.clamp(nu, 0, max_code)
+        ctx.save_for_backward(clipped == nu)
+        del nu
+        return clipped.round_().div_(scale)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
@@ -152,7 +156,12 @@ class _StraightThrough(torch.autograd.Function):
 
 
 def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
-    """Emitted value s = round(clip(N * u, 0, Q)) / N with a straight-through gradient."""
+    """Emitted value s = round(clip(N * u, 0, Q)) / N with a straight-through gradient.
+
+    Without autograd (inference, ``torch.no_grad``) the window mask is not computed: four passes on one new tensor.
+    """
+    if not (u.requires_grad and torch.is_grad_enabled()):
+        return (u * scale).clamp_(0, max_code).round_().div_(scale)
     return _StraightThrough.apply(u, scale, max_code)
 
 
