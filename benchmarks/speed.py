@@ -6,24 +6,77 @@
         --models cfg/ibra-spikeyolo.yaml cfg/ann-spikeyolo.yaml
 
 Models are timed in interleaved rounds (A B C A B C ...) so drift on a shared machine hits all of them alike; the
-median per model and ratios against the first model are written as JSON. ``train`` is forward + loss + backward +
-optimizer step on a synthetic batch with boxes; ``infer`` is a forward of the fused model in eval mode. On CUDA, peak
-memory per model is ``torch.cuda.max_memory_allocated``; on CPU run one model per process and read the peak RSS
-(``--models`` with one entry, the ``peak_rss_MiB`` field).
+median and the minimum per model and ratios of both against the first model are written as JSON (on a shared,
+contended CPU the minimum is the robust figure: contention only ever adds time). ``train`` is forward + loss +
+backward + optimizer step on a synthetic batch with boxes; ``infer`` is a forward of the fused model in eval mode.
+On CUDA, peak memory per model is ``torch.cuda.max_memory_allocated``; on CPU run one model per process and read the
+peak RSS (``--models`` with one entry, the ``peak_rss_MiB`` field, and ``step_peak_rise_MiB``: the rise of the process
+high-water mark over the resident size just before the warm-up steps, reset through ``/proc/self/clear_refs``).
+
+A model given as ``cfg/ibra-spikeyolo.yaml@before`` runs with the neuron's previous straight-through function
+(:class:`BeforeStraightThrough`, kept here verbatim, used with and without autograd as before) swapped in around
+each of its steps, so the neuron before and after a change is timed in the same interleaved run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
+from spikeyolo_ibra import neuron as neuron_module
+
+
+class BeforeStraightThrough(torch.autograd.Function):
+    """The neuron's straight-through function before it was made cheaper (seven elementwise passes, two bool temps)."""
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:  # noqa: D102
+        nu = u * scale
+        ctx.save_for_backward((nu >= 0) & (nu <= max_code))
+        return torch.round(torch.clamp(nu, 0, max_code)) / scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
+        (window,) = ctx.saved_tensors
+        return grad * window, None, None
+
+
+@contextlib.contextmanager
+def neuron_variant(tag: str):
+    """Swap in the ``before`` neuron (its straight-through function, also under no_grad) for a step; else no-op."""
+    if tag != "before":
+        yield
+        return
+    current = neuron_module.fire
+    neuron_module.fire = BeforeStraightThrough.apply
+    try:
+        yield
+    finally:
+        neuron_module.fire = current
+
+
+def _status_kib(key: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key + ":"))
+    return int(line.split()[1])
+
+
+def reset_high_water_mark() -> int:
+    """Reset VmHWM to the current RSS (Linux) and return the current RSS in KiB, or -1 where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_kib("VmRSS")
+    except OSError:
+        return -1
 
 
 def synthetic_batch(batch: int, imgsz: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -45,25 +98,31 @@ def build(cfg: str, mode: str, device: torch.device) -> torch.nn.Module:
     from ultralytics import YOLO
     from ultralytics.cfg import get_cfg
 
-    model = YOLO(cfg).model.to(device)
+    model = YOLO(cfg.split("@")[0]).model.to(device)
     if mode == "train":
         model.args = get_cfg()
         return model.train()
     return model.fuse(verbose=False).eval()
 
 
-def step_fn(model: torch.nn.Module, mode: str, batch: dict) -> callable:
+def step_fn(model: torch.nn.Module, mode: str, batch: dict, tag: str = "") -> callable:
     """One timed unit of work."""
     if mode == "infer":
         img = batch["img"]
-        return lambda: model(img)
+
+        def forward() -> None:
+            with torch.no_grad(), neuron_variant(tag):
+                model(img)
+
+        return forward
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step() -> None:
-        loss, _ = model.loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
+        with neuron_variant(tag):
+            loss, _ = model.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
 
     return step
 
@@ -73,8 +132,7 @@ def timed(fn: callable, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
-    with torch.no_grad() if fn.__name__ == "<lambda>" else torch.enable_grad():
-        fn()
+    fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t
@@ -95,14 +153,17 @@ def main() -> None:
 
     device = torch.device(f"cuda:{a.device}" if a.device.isdigit() else a.device)
     batch = synthetic_batch(a.batch, a.imgsz, device)
-    steps, peaks = {}, {}
+    steps, peaks, rises = {}, {}, {}
     for cfg in a.models:
         model = build(cfg, a.mode, device)
-        steps[cfg] = step_fn(model, a.mode, batch)
+        steps[cfg] = step_fn(model, a.mode, batch, cfg.partition("@")[2])
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
+        base = reset_high_water_mark()
         for _ in range(a.warmup):
             timed(steps[cfg], device)
+        if base >= 0:
+            rises[cfg] = round((_status_kib("VmHWM") - base) / 1024)
         if device.type == "cuda":
             peaks[cfg] = round(torch.cuda.max_memory_allocated() / 2**20)
     times = {cfg: [] for cfg in a.models}
@@ -118,14 +179,19 @@ def main() -> None:
         "device": a.device,
         "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
+        "command": " ".join(sys.argv),
         "threads": torch.get_num_threads(),
         "peak_rss_MiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "models": {
             cfg: {
                 "median_s": statistics.median(t),
+                "min_s": min(t),
                 "images_per_s": a.batch / statistics.median(t),
                 "ratio_to_first": statistics.median(t) / statistics.median(times[first]),
+                "min_ratio_to_first": min(t) / min(times[first]),
                 "peak_cuda_MiB": peaks.get(cfg),
+                "step_peak_rise_MiB": rises.get(cfg),
+                "times_s": t,
             }
             for cfg, t in times.items()
         },

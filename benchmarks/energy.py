@@ -1,0 +1,166 @@
+"""SNN against ANN-twin (and int8 quantized-ANN) energy per scale, from the spike-driven runtime's report.
+
+    YOLO_OFFLINE=1 python benchmarks/energy.py --scales n s --imgsz 640 \
+        --trained n=/tmp/e2e/runs/full128/weights/best.pt --out bench/energy.json
+
+For every scale of ``cfg/ibra-spikeyolo.yaml`` the weights are either
+
+- ``bn-calibrated``: random weights (seed 0) whose BatchNorm statistics are re-estimated on bus.jpg and zidane.jpg
+  (cumulative average, as tests/test_spike_inference.py does) so that the network fires, then fused; or
+- ``trained``: a checkpoint given with ``--trained SCALE=PATH`` (an ibra-spikeyolo ``best.pt``).
+
+Each weight set runs through :func:`spikeyolo_ibra.spike.spike_infer` (spike-driven, float32, sequential accumulation)
+on bus.jpg and on zidane.jpg (Ultralytics assets) separately; the energy numbers are the report's ``energy`` block
+(45 nm fp32 table by default: MAC 4.6 pJ, AC 0.9 pJ; QANN = 0.23 pJ per MAC). Firing statistics are totals over the
+spike-fed layers. The energy ratio depends on the firing rates, i.e. on the weights: random or briefly trained weights
+do not give the paper's figure (6.3x, COCO-trained weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import ultralytics
+from ultralytics import YOLO
+from ultralytics.data.augment import LetterBox
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import ASSETS
+
+import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
+from spikeyolo_ibra.neuron import NeuronConfig
+from spikeyolo_ibra.spike import spike_infer
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGES = ("bus.jpg", "zidane.jpg")
+PAPER_RATIO = 6.3
+
+
+def letterboxed(imgsz: int, names: tuple[str, ...] = IMAGES) -> torch.Tensor:
+    """The images letterboxed to imgsz x imgsz as spike_infer sees them, RGB (B, 3, H, W) in [0, 1]."""
+    box = LetterBox(imgsz, auto=False, stride=32)
+    ims = [box(image=cv2.imread(str(ASSETS / n)))[..., ::-1].transpose(2, 0, 1) for n in names]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(ims))).float() / 255
+
+
+def calibrated_model(cfg: dict, imgsz: int, seed: int = 0) -> DetectionModel:
+    """Random weights (seeded) with BN statistics estimated on bus.jpg and zidane.jpg, fused, eval, float32."""
+    torch.manual_seed(seed)
+    model = DetectionModel(copy.deepcopy(cfg), verbose=False)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(letterboxed(imgsz))
+    return model.eval().fuse(verbose=False)
+
+
+def model_yaml(scale: str) -> dict:
+    """The parsed YAML of cfg/ibra-spikeyolo-<scale>.yaml (scale suffix picks the width/depth)."""
+    return YOLO(str(REPO / "cfg" / f"ibra-spikeyolo-{scale}.yaml")).model.yaml
+
+
+def firing_summary(rows: list[dict], config: NeuronConfig) -> dict:
+    """Totals over spike-fed layers: neurons, spikes, spikes per neuron, firing rate, mean level utilisation."""
+    spiking = [r for r in rows if r["kind"] == "spiking"]
+    neurons = sum(r["neurons"] for r in spiking)
+    spikes = sum(r["spikes_per_neuron"] * r["neurons"] for r in spiking)
+    slots = neurons * config.T * config.virtual_steps
+    return {
+        "virtual_steps": config.virtual_steps,
+        "layers": len(spiking),
+        "neurons": neurons,
+        "spikes": spikes,
+        "spikes_per_neuron": spikes / neurons if neurons else 0.0,
+        "firing_rate_per_virtual_step": spikes / slots if slots else 0.0,
+        "mean_code": sum(r["mean_code"] * r["neurons"] for r in spiking) / neurons if neurons else 0.0,
+        "nonzero_share": sum(r["nonzero_share"] * r["neurons"] for r in spiking) / neurons if neurons else 0.0,
+        "level_utilisation_mean": sum(r["level_utilisation"] for r in spiking) / len(spiking) if spiking else 0.0,
+        "silent_layers": sum(r["spikes_per_neuron"] == 0 for r in spiking),
+    }
+
+
+def run(checkpoint: Path, imgsz: int, energy: str, work: Path) -> dict:
+    """spike_infer on each image separately; the report's energy block and firing summary per image."""
+    out = {}
+    for name in IMAGES:
+        t = time.perf_counter()
+        report = spike_infer(
+            checkpoint,
+            ASSETS / name,
+            imgsz=imgsz,
+            dtype="float32",
+            accumulate="sequential",
+            energy=energy,
+            out=work / f"{checkpoint.stem}-{Path(name).stem}",
+        )
+        out[name] = {
+            "energy": report["energy"],
+            "firing": firing_summary(report["layers"], NeuronConfig.from_mapping(report["neuron"])),
+            "neuron": report["neuron"],
+            "seconds": time.perf_counter() - t,
+        }
+        e = report["energy"]
+        print(
+            f"  {name:<11} SNN {e['snn_mJ']:.3f} mJ  ANN {e['ann_mJ']:.3f} mJ  ratio {e['ratio']:.2f}x  "
+            f"QANN {e['qann_int8_mJ']:.3f} mJ ({e['qann_ratio']:.2f}x)  "
+            f"spikes/neuron {out[name]['firing']['spikes_per_neuron']:.3f}",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    """Energy for every requested scale and weight set; JSON to ``--out``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scales", nargs="+", default=["n", "s"])
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--energy", default="fp32", help="cost table: fp32, fp16 or int8")
+    p.add_argument("--trained", nargs="*", default=[], metavar="SCALE=PATH", help="trained checkpoints per scale")
+    p.add_argument("--no-calibrated", action="store_true", help="only the trained checkpoints")
+    p.add_argument("--out", type=Path, default=Path("bench/energy.json"))
+    a = p.parse_args()
+    trained = dict(kv.split("=", 1) for kv in a.trained)
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "imgsz": a.imgsz,
+        "paper_ratio": PAPER_RATIO,
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for scale in a.scales:
+            sets = []
+            if scale in trained:
+                sets.append(("trained", Path(trained[scale])))
+            if not a.no_calibrated:
+                ckpt = work / f"ibra-{scale}-calibrated.pt"
+                torch.save({"model": calibrated_model(model_yaml(scale), a.imgsz), "train_args": {}}, ckpt)
+                sets.append(("bn-calibrated", ckpt))
+            for kind, ckpt in sets:
+                print(f"scale {scale}, {kind} weights ({ckpt})", flush=True)
+                per_image = run(ckpt, a.imgsz, a.energy, work)
+                result["runs"].append({"scale": scale, "weights": kind, "checkpoint": str(ckpt), "images": per_image})
+                a.out.parent.mkdir(parents=True, exist_ok=True)
+                a.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
