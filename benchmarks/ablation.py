@@ -22,14 +22,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
-import ultralytics
-from energy import calibrated_model, firing_summary, letterboxed, model_yaml
+from energy import calibrated_model, firing_summary, letterboxed, model_yaml, run_record
 
 from spikeyolo_ibra.energy import COSTS, energy_totals
 from spikeyolo_ibra.neuron import NeuronConfig
@@ -75,12 +72,7 @@ def main() -> None:
     a = p.parse_args()
     x = letterboxed(a.imgsz)
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
+        **run_record(),
         "imgsz": a.imgsz,
         "images": "bus.jpg, zidane.jpg (letterboxed, one batch of 2)",
         "weights": "random (seed 0), BN calibrated on the same two images",

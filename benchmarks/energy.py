@@ -52,6 +52,18 @@ def letterboxed(imgsz: int, names: tuple[str, ...] = IMAGES) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.stack(ims))).float() / 255
 
 
+def run_record() -> dict:
+    """The command, date, machine and versions that go beside every number."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+    }
+
+
 def calibrated_model(cfg: dict, imgsz: int, seed: int = 0) -> DetectionModel:
     """Random weights (seeded) with BN statistics estimated on bus.jpg and zidane.jpg, fused, eval, float32."""
     torch.manual_seed(seed)
@@ -133,12 +145,7 @@ def main() -> None:
     a = p.parse_args()
     trained = dict(kv.split("=", 1) for kv in a.trained)
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
+        **run_record(),
         "imgsz": a.imgsz,
         "paper_ratio": PAPER_RATIO,
         "runs": [],
