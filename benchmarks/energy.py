@@ -38,7 +38,7 @@ from ultralytics.utils import ASSETS
 
 import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
 from spikeyolo_ibra.neuron import NeuronConfig
-from spikeyolo_ibra.spike import spike_infer
+from spikeyolo_ibra.spike import calibrate_bn, spike_infer
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = ("bus.jpg", "zidane.jpg")
@@ -68,14 +68,7 @@ def calibrated_model(cfg: dict, imgsz: int, seed: int = 0) -> DetectionModel:
     """Random weights (seeded) with BN statistics estimated on bus.jpg and zidane.jpg, fused, eval, float32."""
     torch.manual_seed(seed)
     model = DetectionModel(copy.deepcopy(cfg), verbose=False)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration pass
-    model.train()
-    with torch.no_grad():
-        model(letterboxed(imgsz))
-    return model.eval().fuse(verbose=False)
+    return calibrate_bn(model, letterboxed(imgsz)).fuse(verbose=False)
 
 
 def model_yaml(scale: str) -> dict:

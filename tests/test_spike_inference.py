@@ -20,7 +20,16 @@ from spikeyolo_ibra.blocks import SpikeConv, SpikeDownsample
 from spikeyolo_ibra.energy import COSTS, energy_totals
 from spikeyolo_ibra.head import SpikeDetect
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig, neuron_context
-from spikeyolo_ibra.spike import Equivalence, Monitor, encode, plane_weights, run_pair, spike_counts, to_spike_driven
+from spikeyolo_ibra.spike import (
+    Equivalence,
+    Monitor,
+    calibrate_bn,
+    encode,
+    plane_weights,
+    run_pair,
+    spike_counts,
+    to_spike_driven,
+)
 from spikeyolo_ibra.spike.cli import main
 from spikeyolo_ibra.spike.runtime import require_binary
 
@@ -38,14 +47,10 @@ def images(size: int = IMGSZ) -> torch.Tensor:
 def fused(request) -> DetectionModel:
     """A scale-n model whose BN statistics are calibrated on real images (so it fires), fused, float32."""
     torch.manual_seed(0)
-    model = DetectionModel(copy.deepcopy(YOLO(str(CFG / request.param)).model.yaml), verbose=False)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration passes
-    model.train()
+    model = calibrate_bn(
+        DetectionModel(copy.deepcopy(YOLO(str(CFG / request.param)).model.yaml), verbose=False), images()
+    )
     with torch.no_grad():
-        model(images())
         for branch in model.model[-1].cv3:  # class priors near 0.5 instead of 1e-4, so NMS has detections to compare
             branch[-1].synapse.bias.zero_()
     return model.eval().fuse(verbose=False)

@@ -1,5 +1,6 @@
 """Spike-driven inference: integer codes become binary planes, synapses integrate them, statistics and energy follow.
 
+- :mod:`.calibrate`: BN statistics for random networks, so checks run on networks that fire.
 - :mod:`.encoding`: codes -> binary planes and plane weights (bit-plane or unary).
 - :mod:`.runtime`: :func:`to_spike_driven` turns a fused model into its spike-driven copy.
 - :mod:`.stats`, :mod:`.monitor`: per-layer running statistics of a spike-driven run.
@@ -7,6 +8,7 @@
 - :mod:`.infer`, :mod:`.report`, :mod:`.cli`: the ``spike-infer`` command and its report.
 """
 
+from .calibrate import calibrate_bn
 from .encoding import encode, plane_weights, spike_counts
 from .errors import SpikeInferError
 from .monitor import Monitor
@@ -19,6 +21,7 @@ __all__ = (
     "NotSpikingModelError",
     "SpikeDrivenSynapse",
     "SpikeInferError",
+    "calibrate_bn",
     "encode",
     "plane_weights",
     "run_pair",
