@@ -18,7 +18,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -123,32 +123,3 @@ def on_val_end(validator: Any) -> None:
     LOGGER.info(f"pycocotools: mAP50={m50:.3f} mAP50-95={m5095:.3f} (annotations: {annotations})")
     _write_json(Path(validator.save_dir) / "coco_metrics.json", result)
     validator.metrics.coco = result
-
-
-def _without_install(check: Callable[..., bool]) -> Callable[..., bool]:
-    """Wrap Ultralytics' ``check_requirements`` so that it only checks, never installs, faster-coco-eval."""
-
-    def check_requirements(*args: Any, **kwargs: Any) -> bool:
-        if args and isinstance(args[0], str) and args[0].startswith("faster-coco-eval"):
-            return check(args[0], install=False)
-        return check(*args, **kwargs)
-
-    check_requirements.without_install = True
-    return check_requirements
-
-
-def disable_faster_coco_eval_install() -> None:
-    """Make Ultralytics use faster-coco-eval only if it is already installed, never pip-install it.
-
-    Ultralytics 8.4.190 calls ``check_requirements("faster-coco-eval>=1.6.7")`` in ``DetectionValidator.coco_evaluate``
-    for COCO, LVIS and, with ``save_json=True``, any detection data set (custom ground truth built in memory), every
-    epoch when training; and in ``SegmentationValidator.init_metrics`` whenever ``save_json``. Online, that runs
-    ``pip install``. This rebinds the name those two modules imported so the check runs with ``install=False``: without
-    the package, Ultralytics logs "faster-coco-eval unable to run" and keeps its own metrics. Idempotent.
-    """
-    from ultralytics.models.yolo.detect import val as detect_val
-    from ultralytics.models.yolo.segment import val as segment_val
-
-    for module in detect_val, segment_val:
-        if not getattr(module.check_requirements, "without_install", False):
-            module.check_requirements = _without_install(module.check_requirements)

@@ -28,6 +28,7 @@ import importlib.util
 import inspect
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from ultralytics.utils import USER_CONFIG_DIR
 from ultralytics.utils.callbacks.base import default_callbacks
 
 from . import blocks, head, neuron
-from .coco import disable_faster_coco_eval_install, on_val_end
+from .coco import on_val_end
 
 SUPPORTED = ">=8.4.190,<8.5"
 _SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmx])$")
@@ -228,6 +229,35 @@ def _require_export_extra(exporter: Any) -> None:
             f"format=onnx needs {', '.join(missing)}, not installed here: run pip install 'spikeyolo-ibra[export]' "
             "(or pip install onnx onnxruntime onnxslim)."
         )
+
+
+def _without_install(check: Callable[..., bool]) -> Callable[..., bool]:
+    """Wrap Ultralytics' ``check_requirements`` so that it only checks, never installs, faster-coco-eval."""
+
+    def check_requirements(*args: Any, **kwargs: Any) -> bool:
+        if args and isinstance(args[0], str) and args[0].startswith("faster-coco-eval"):
+            return check(args[0], install=False)
+        return check(*args, **kwargs)
+
+    check_requirements.without_install = True
+    return check_requirements
+
+
+def disable_faster_coco_eval_install() -> None:
+    """Make Ultralytics use faster-coco-eval only if it is already installed, never pip-install it.
+
+    Ultralytics 8.4.190 calls ``check_requirements("faster-coco-eval>=1.6.7")`` in ``DetectionValidator.coco_evaluate``
+    for COCO, LVIS and, with ``save_json=True``, any detection data set (custom ground truth built in memory), every
+    epoch when training; and in ``SegmentationValidator.init_metrics`` whenever ``save_json``. Online, that runs
+    ``pip install``. This rebinds the name those two modules imported so the check runs with ``install=False``: without
+    the package, Ultralytics logs "faster-coco-eval unable to run" and keeps its own metrics. Idempotent.
+    """
+    from ultralytics.models.yolo.detect import val as detect_val
+    from ultralytics.models.yolo.segment import val as segment_val
+
+    for module in detect_val, segment_val:
+        if not getattr(module.check_requirements, "without_install", False):
+            module.check_requirements = _without_install(module.check_requirements)
 
 
 def _no_faster_coco_eval_install(validator: Any) -> None:

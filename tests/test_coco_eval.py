@@ -10,7 +10,8 @@ import torch
 import yaml
 from _offline_fixture import offline_font  # noqa: F401  (fixture)
 
-from spikeyolo_ibra.coco import annotations_for, disable_faster_coco_eval_install, evaluate, on_val_end
+from spikeyolo_ibra.coco import annotations_for, evaluate, on_val_end
+from spikeyolo_ibra.plugin import disable_faster_coco_eval_install
 
 A, B = [10.0, 10.0, 100.0, 100.0], [50.0, 40.0, 100.0, 100.0]
 HALF = 51 / 101  # AP when half the objects are found first: 101-point precision is 1 up to recall 0.50, then 0
