@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import ASSETS
 
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig, NeuronConfigError
-from spikeyolo_ibra.plugin import MissingExportExtra, ModelYAMLError
+from spikeyolo_ibra.plugin import CPU_THREADS_ENV, MissingExportExtra, ModelYAMLError, _cpu_threads
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_YAML = FIXTURES / "tiny-spikeyolo.yaml"
@@ -337,3 +338,27 @@ def test_onnx_export_without_the_extra_is_one_sentence(monkeypatch: pytest.Monke
         "(or pip install onnx onnxruntime onnxslim)."
     )
     assert not list(tmp_path.glob("*.onnx"))
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
+def test_bad_cpu_threads_setting_is_one_sentence(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CPU_THREADS_ENV, value)
+    with pytest.raises(ValueError, match=rf"^{CPU_THREADS_ENV}='{re.escape(value)}' is invalid: use a whole number"):
+        _cpu_threads(SimpleNamespace(device=torch.device("cpu")))
+
+
+def test_cpu_threads_setting_applies_on_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    target = 1 if before > 1 else 2
+    try:
+        monkeypatch.setenv(CPU_THREADS_ENV, str(target))
+        _cpu_threads(SimpleNamespace(device=torch.device("cuda", 0)))  # not ours to change
+        assert torch.get_num_threads() == before
+        _cpu_threads(SimpleNamespace(device=torch.device("cpu")))
+        assert torch.get_num_threads() == target
+        monkeypatch.delenv(CPU_THREADS_ENV)
+        torch.set_num_threads(before)
+        _cpu_threads(SimpleNamespace(device=torch.device("cpu")))  # unset: Ultralytics' choice stands
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from spikeyolo_ibra.plugin import CPU_THREADS_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run(*cmd: str) -> None:
-    """Print a command like a shell would show it, run it, and stop the demo if it fails."""
-    print(f"\n$ {shlex.join(cmd)}", flush=True)
-    if subprocess.run(cmd, cwd=REPO).returncode:
+def run(*cmd: str, env: dict[str, str] | None = None) -> None:
+    """Print a command like a shell would show it (with ``env`` in front), run it, stop the demo if it fails."""
+    shown = [f"{k}={v}" for k, v in (env or {}).items()]
+    print(f"\n$ {shlex.join([*shown, *cmd])}", flush=True)
+    if subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})}).returncode:
         sys.exit("demo stopped: the command above failed; its own message says why.")
 
 
@@ -43,14 +47,15 @@ def dataset_root() -> Path:
 def main() -> None:
     """Run the whole story and print the summary."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=6.0, help="training time budget")
-    p.add_argument("--imgsz", type=int, default=128, help="training and validation image size")
+    p.add_argument("--minutes", type=float, default=9.0, help="training time budget")
+    p.add_argument("--imgsz", type=int, default=64, help="training and validation image size")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "demo", help="everything the demo writes")
     a = p.parse_args()
     start = time.perf_counter()
     out = a.out.resolve()
     yolo = str(BIN / "yolo")
     common = [f"imgsz={a.imgsz}", "device=cpu", f"project={out}", "exist_ok=True", "workers=2"]
+    threads = {CPU_THREADS_ENV: str(os.cpu_count() or 1)}  # Ultralytics alone would use cores - 1
 
     run(
         yolo,
@@ -59,16 +64,31 @@ def main() -> None:
         "data=cfg/datasets/shapes.yaml",
         f"time={a.minutes / 60:.4f}",
         "epochs=100",
-        "batch=16",
-        "warmup_epochs=1",
-        "close_mosaic=3",
+        "batch=8",
+        "nbs=8",
+        "optimizer=AdamW",
+        "lr0=0.002",
+        "warmup_epochs=0.3",
+        "mosaic=0",
+        "close_mosaic=0",
+        "cache=ram",
         "plots=False",
         "val=False",
         "name=train",
         *common,
+        env=threads,
     )
     best = out / "train" / "weights" / "best.pt"
-    run(yolo, "val", f"model={best}", "data=cfg/datasets/shapes.yaml", "save_json=True", "name=val", *common)
+    run(
+        yolo,
+        "val",
+        f"model={best}",
+        "data=cfg/datasets/shapes.yaml",
+        "save_json=True",
+        "name=val",
+        *common,
+        env=threads,
+    )
 
     val_images = dataset_root() / "images" / "val"
     spike = [sys.executable, "tools/spike_infer.py", "--weights", str(best), "--verify"]

@@ -30,13 +30,14 @@ import cv2
 import numpy as np
 
 SHAPES_NAMES: list[str] = ["circle", "square", "triangle", "star", "ellipse", "cross"]
-MIN_SIZE, MAX_SIZE = 0.15, 0.6  # longest object side, as a fraction of the image side
-MAX_OBJECTS = 4  # objects per image: 1 to MAX_OBJECTS
-# Sized so that a scale-n spiking detector learns the set on 2 CPU cores in minutes (docs/benchmarks.md).
+MIN_SIZE, MAX_SIZE = 0.25, 0.65  # longest object side, as a fraction of the image side
+MAX_OBJECTS = 3  # objects per image: 1 to MAX_OBJECTS
+# Sized for training at 64 pixels (the demo's size): the smallest object is then 16 pixels, two P3 cells.
+MIN_LINES, MAX_LINES = 1, 6  # thin line/curve distractors per background
 MIN_VISIBLE = 0.7  # fraction of an object's area that must stay visible under later objects
 MIN_CONTRAST = 90.0  # least L2 distance (0-255 BGR) between an object's colour and the mean background under it
 MARKER = "shapes.json"
-FORMAT_VERSION = 2  # bump when the drawing changes, so datasets built by older code are rebuilt
+FORMAT_VERSION = 3  # bump when the drawing changes, so datasets built by older code are rebuilt
 
 _PLACE_TRIES = 30
 _SHIFT = 4  # sub-pixel bits for cv2.fillPoly
@@ -83,7 +84,7 @@ def _background(imgsz: int, rng: np.random.Generator) -> np.ndarray:
     ramp = (u * cos + u[:, None] * sin - min(0, cos) - min(0, sin)) / (abs(cos) + abs(sin))  # 0..1 along direction a
     img = c0 + (c1 - c0) * ramp[..., None]
     img += cv2.resize(rng.normal(0, 25, (5, 5, 3)).astype(np.float32), (imgsz, imgsz), interpolation=cv2.INTER_CUBIC)
-    for _ in range(rng.integers(3, 13)):
+    for _ in range(rng.integers(MIN_LINES, MAX_LINES + 1)):
         colour = rng.uniform(0, 255, 3).tolist()
         thickness = int(rng.integers(1, 3))
         pts = rng.uniform(-0.1, 1.1, (int(rng.integers(2, 6)), 2)) * imgsz
