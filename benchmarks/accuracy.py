@@ -1,10 +1,19 @@
-"""Accuracy at equal budget on the built-in shapes set: one training run per (model, seed), pycocotools mAP.
+"""Accuracy at equal budget on the built-in shapes set: one training run per (model, neuron setting, seed).
 
-    python benchmarks/accuracy.py --model cfg/ibra-spikeyolo.yaml --seed 0 --epochs 15 --imgsz 128 --out bench/acc
+    python benchmarks/accuracy.py --model cfg/ibra-spikeyolo.yaml --seed 0 --epochs 10 --out bench/accuracy
+    python benchmarks/accuracy.py --model cfg/ibra-spikeyolo.yaml --neuron bits=4 scale=1 --seed 0 --out bench/ablation
+    python benchmarks/accuracy.py --table bench/accuracy          # markdown table over every JSON in the folder
 
-Writes ``<out>/<model stem>-s<seed>.json`` with the final pycocotools mAP50 / mAP50-95 (Ultralytics' own numbers
-beside them), the per-epoch mAP50 curve from ``results.csv``, wall time and the machine. ``benchmarks/tables.py``
-gathers these files into docs/benchmarks.md.
+Every run trains with the stock trainer on ``cfg/datasets/shapes.yaml`` with the CPU recipe
+``cfg/train/shapes-cpu.yaml`` (the demo's: 64 px, batch 8, AdamW) for a fixed number of epochs; ``--set KEY=VALUE``
+overrides any of it (e.g. ``--set imgsz=128 batch=32 device=0`` on a GPU). ``--neuron KEY=VALUE`` changes the model
+YAML's ``neuron:`` mapping (the paper's ablation). Torch threads are Ultralytics' own choice (one on a 2-core machine),
+so two runs can share 2 cores. Writes ``<out>/<run name>.json``: pycocotools mAP50 / mAP50-95 of the final model
+(Ultralytics' numbers beside them), the per-epoch mAP50 curve from ``results.csv``, the wall time, the machine and the
+command; for a spiking model also the energy per image and firing statistics of the *trained* weights, from
+spike-driven inference (float32, :func:`spikeyolo_ibra.spike.spike_infer`) on validation images 601-609 (as the demo).
+
+    python benchmarks/accuracy.py --plot bench/ablation bench/accuracy --out docs/img/accuracy-energy.png
 """
 
 from __future__ import annotations
@@ -12,102 +21,190 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
+import statistics
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import torch
 import yaml
+from energy import firing_summary, run_record
 
-import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
-from spikeyolo_ibra.data.shapes import SHAPES_NAMES, build_shapes
-
-
-def shapes_yaml(root: Path, n_train: int, n_val: int) -> Path:
-    """Build the shapes set under ``root`` and return a dataset YAML with an absolute path."""
-    data = build_shapes(root.resolve() / "shapes", n_train=n_train, n_val=n_val, seed=0)
-    yaml = root / "shapes.yaml"
-    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(SHAPES_NAMES))
-    tmp = yaml.with_suffix(f".{os.getpid()}.tmp")  # several runs may start at once
-    tmp.write_text(f"path: {data}\ntrain: images/train\nval: images/val\nnames:\n{names}")
-    tmp.replace(yaml)
-    return yaml
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "cfg" / "train" / "shapes-cpu.yaml"
+DATA = REPO / "cfg" / "datasets" / "shapes.yaml"
 
 
-def machine() -> str:
-    """CPU or GPU name, for the record beside every number."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+def key_values(pairs: list[str]) -> dict[str, Any]:
+    """``["bits=4", "scale=1"]`` -> ``{"bits": 4, "scale": 1}`` (values parsed as YAML)."""
+    return {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in pairs)}
 
 
-def main() -> None:
-    """Train one model with one seed and record its accuracy."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="model YAML, e.g. cfg/ibra-spikeyolo.yaml or yolov8n.yaml")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--imgsz", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--n-train", type=int, default=600)
-    p.add_argument("--n-val", type=int, default=150)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--data-root", type=Path, default=Path("bench/data"))
-    p.add_argument("--out", type=Path, default=Path("bench/accuracy"))
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more yolo train arguments")
-    a = p.parse_args()
-    a.out = a.out.resolve()
-    extra = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+def model_with_neuron(model: str, neuron: dict[str, Any], out: Path) -> str:
+    """A copy of the model YAML with ``neuron`` merged into its ``neuron:`` mapping; the model itself if empty."""
+    if not neuron:
+        return model
+    cfg = yaml.safe_load((REPO / model).read_text())
+    cfg["neuron"] = {**cfg.get("neuron", {}), **neuron}
+    tag = "_".join(f"{k}{v}" for k, v in neuron.items())
+    path = out / "models" / f"{Path(model).stem}_{tag}.yaml"  # no "-n"-style suffix: that would pick a scale
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return str(path)
 
+
+def recipe() -> dict[str, Any]:
+    """The training arguments of the CPU recipe."""
+    return yaml.safe_load(RECIPE.read_text())
+
+
+def spiking_statistics(weights: Path, imgsz: int) -> dict[str, Any]:
+    """Energy per image (SNN, ANN twin, ratio) and firing totals of a trained spiking checkpoint; {} for an ANN."""
+    from ultralytics.data.utils import check_det_dataset
+
+    from spikeyolo_ibra.neuron import NeuronConfig
+    from spikeyolo_ibra.spike import spike_infer
+    from spikeyolo_ibra.spike.errors import SpikeInferError
+
+    source = Path(check_det_dataset(str(DATA))["path"]) / "images" / "val" / "00000000060*.jpg"
+    try:
+        report = spike_infer(
+            weights, source, imgsz, dtype="float32", accumulate="sequential", out=weights.parents[1] / "spike"
+        )
+    except SpikeInferError:  # the ANN twin and stock YOLO have no spiking neurons
+        return {}
+    config = NeuronConfig.from_mapping(report["neuron"])
+    return {"energy": report["energy"], "firing": firing_summary(report["layers"], config)}
+
+
+def train(a: argparse.Namespace) -> dict[str, Any]:
+    """Train one model with one seed and return its record."""
     from ultralytics import YOLO
 
-    data = shapes_yaml(a.data_root, a.n_train, a.n_val)
-    name = f"{Path(a.model).stem}-s{a.seed}" + "".join(f"-{k}{v}" for k, v in extra.items())
+    import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
+
+    neuron, extra = key_values(a.neuron), key_values(a.set)
+    name = "-".join([Path(a.model).stem, *(f"{k}{v}" for k, v in neuron.items()), f"s{a.seed}"])
     start = time.perf_counter()
-    model = YOLO(a.model)
-    metrics = model.train(
-        data=str(data),
+    metrics = YOLO(model_with_neuron(a.model, neuron, a.out)).train(
+        cfg=str(RECIPE),
+        data=str(DATA),
         epochs=a.epochs,
-        imgsz=a.imgsz,
-        batch=a.batch,
         seed=a.seed,
         deterministic=False,
-        device=a.device,
-        workers=a.workers,
-        amp=False,
-        plots=False,
         save_json=True,
         project=str(a.out / "runs"),
         name=name,
         exist_ok=True,
         verbose=False,
+        **extra,
     )
     wall = time.perf_counter() - start
-    with open(a.out / "runs" / name / "results.csv") as f:
-        curve = [float(row["metrics/mAP50(B)"]) for row in csv.DictReader(f)]
+    run = a.out / "runs" / name
+    with open(run / "results.csv") as f:
+        curve = [round(float(row["metrics/mAP50(B)"]), 5) for row in csv.DictReader(f)]
     coco = getattr(metrics, "coco", {})
-    result = {
+    record = {
         "model": a.model,
+        "neuron": neuron,
         "seed": a.seed,
         "epochs": a.epochs,
-        "imgsz": a.imgsz,
-        "batch": a.batch,
-        "n_train": a.n_train,
-        "n_val": a.n_val,
-        "device": machine(),
-        "torch": torch.__version__,
+        "recipe": str(RECIPE.relative_to(REPO)),
+        "overrides": extra,
         "mAP50": coco.get("mAP50"),
         "mAP50-95": coco.get("mAP50-95"),
         "ultralytics_mAP50": metrics.box.map50,
         "ultralytics_mAP50-95": metrics.box.map,
         "mAP50_per_epoch": curve,
         "wall_s": round(wall, 1),
+        **spiking_statistics(run / "weights" / "best.pt", int(extra.get("imgsz", recipe()["imgsz"]))),
+        **run_record(),
     }
+    (a.out / f"{name}.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def table(folder: Path) -> str:
+    """Markdown: one row per (model, neuron setting), mean and half-range over seeds of the pycocotools mAPs."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(folder.glob("*.json")):
+        r = json.loads(path.read_text())
+        neuron = ", ".join(f"{k}={v}" for k, v in r["neuron"].items()) or "as in the YAML"
+        groups.setdefault((r["model"], neuron), []).append(r)
+
+    def spread(values: list[float]) -> str:
+        half = (max(values) - min(values)) / 2
+        return f"{statistics.mean(values):.3f} ± {half:.3f}"
+
+    def spiking(runs: list[dict], key: str, fmt: str) -> str:
+        values = [r[key[0]][key[1]] for r in runs if key[0] in r]
+        return format(statistics.mean(values), fmt) if values else "n/a (ANN)"
+
+    lines = [
+        "| model | neuron | seeds | epochs | mAP50 (pycocotools) | mAP50-95 (pycocotools) | virtual steps | "
+        "level use | spikes / neuron | SNN energy / image (mJ) | ANN twin / SNN | wall per run (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (model, neuron), runs in groups.items():
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        wall = statistics.mean(r["wall_s"] for r in runs) / 60
+        lines.append(
+            f"| `{model}` | {neuron} | {seeds} | {runs[0]['epochs']} | {spread([r['mAP50'] for r in runs])} | "
+            f"{spread([r['mAP50-95'] for r in runs])} | {spiking(runs, ('firing', 'virtual_steps'), 'g')} | "
+            f"{spiking(runs, ('firing', 'level_utilisation_mean'), '.3f')} | "
+            f"{spiking(runs, ('firing', 'spikes_per_neuron'), '.3f')} | {spiking(runs, ('energy', 'snn_mJ'), '.4f')} | "
+            f"{spiking(runs, ('energy', 'ratio'), '.2f')} | {wall:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(folders: list[Path], path: Path) -> None:
+    """Scatter of pycocotools mAP50 against SNN energy per image, one labelled point per spiking run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(p.read_text()) for folder in folders for p in sorted(folder.glob("*.json"))]
+    runs = [r for r in runs if "energy" in r]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in runs:
+        n = r["neuron"] or yaml.safe_load((REPO / r["model"]).read_text()).get("neuron", {})
+        label = f"unary D={n.get('levels', 4)}" if n.get("coding") == "unary" else f"K={n.get('bits', 9)}"
+        label += "" if n.get("coding") == "unary" else (", N=1" if n.get("scale", 100) == 1 else ", with N")
+        ax.scatter(r["energy"]["snn_mJ"], r["mAP50"], color="tab:blue")
+        ax.annotate(f"{label} (s{r['seed']})", (r["energy"]["snn_mJ"], r["mAP50"]), fontsize=7)
+    ax.set(xlabel="SNN energy per image (mJ, 45 nm fp32, trained weights)", ylabel="mAP50 (pycocotools)")
+    ax.set_title("Accuracy against energy, built-in shapes set, equal training budget", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    """Train and record one run, or print the table of a folder of runs."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="model YAML, e.g. cfg/ibra-spikeyolo.yaml or yolov8n.yaml")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--neuron", nargs="*", default=[], metavar="KEY=VALUE", help="neuron settings to change")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more yolo train arguments")
+    p.add_argument("--out", type=Path, default=Path("bench/accuracy"))
+    p.add_argument("--table", type=Path, metavar="DIR", help="print the table of the runs in DIR and exit")
+    p.add_argument("--plot", type=Path, nargs="+", metavar="DIR", help="plot mAP50 against energy to --out (.png)")
+    a = p.parse_args()
+    if a.table:
+        print(table(a.table))
+        return
+    if a.plot:
+        plot(a.plot, a.out)
+        return
+    if not a.model:
+        sys.exit("accuracy.py: give --model MODEL_YAML (or --table DIR).")
+    a.out = a.out.resolve()
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / f"{name}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "mAP50_per_epoch"}))
+    record = train(a)
+    print(json.dumps({k: v for k, v in record.items() if k != "mAP50_per_epoch"}))
 
 
 if __name__ == "__main__":

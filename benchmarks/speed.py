@@ -4,6 +4,8 @@
         --models cfg/ibra-spikeyolo.yaml cfg/ann-spikeyolo.yaml yolov8n.yaml
     python benchmarks/speed.py --mode infer --imgsz 640 --batch 1 \
         --models cfg/ibra-spikeyolo.yaml cfg/ann-spikeyolo.yaml
+    python benchmarks/speed.py --mode infer --imgsz 640 --batch 1 --models cfg/ibra-spikeyolo.yaml \
+        cfg/ann-spikeyolo.yaml cfg/ibra-spikeyolo.yaml@compile cfg/ann-spikeyolo.yaml@compile
 
 Models are timed in interleaved rounds (A B C A B C ...) so drift on a shared machine hits all of them alike; the
 median and the minimum per model and ratios of both against the first model are written as JSON (on a shared,
@@ -15,7 +17,9 @@ high-water mark over the resident size just before the warm-up steps, reset thro
 
 A model given as ``cfg/ibra-spikeyolo.yaml@before`` runs with the neuron's previous straight-through function
 (:class:`BeforeStraightThrough`, kept here verbatim, used with and without autograd as before) swapped in around
-each of its steps, so the neuron before and after a change is timed in the same interleaved run.
+each of its steps, so the neuron before and after a change is timed in the same interleaved run. A model given as
+``MODEL@compile`` is the fused model through ``torch.compile`` (inductor, ``infer`` mode only); it compiles during
+the warm-up steps, which are not timed.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def synthetic_batch(batch: int, imgsz: int, device: torch.device) -> dict[str, t
 
 
 def build(cfg: str, mode: str, device: torch.device) -> torch.nn.Module:
-    """A model from its YAML, ready for a training step or fused for inference."""
+    """A model from its YAML, ready for a training step or fused for inference; ``@compile``: ``torch.compile``-d."""
     from ultralytics import YOLO
     from ultralytics.cfg import get_cfg
 
@@ -102,7 +106,8 @@ def build(cfg: str, mode: str, device: torch.device) -> torch.nn.Module:
     if mode == "train":
         model.args = get_cfg()
         return model.train()
-    return model.fuse(verbose=False).eval()
+    model = model.fuse(verbose=False).eval()
+    return torch.compile(model) if cfg.partition("@")[2] == "compile" else model
 
 
 def step_fn(model: torch.nn.Module, mode: str, batch: dict, tag: str = "") -> callable:

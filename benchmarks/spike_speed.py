@@ -1,11 +1,13 @@
 """Wall time and peak memory of spike mode against integer mode, and the float32 equivalence numbers.
 
     YOLO_OFFLINE=1 python benchmarks/spike_speed.py [--imgsz 640] [--repeats 3]
+    YOLO_OFFLINE=1 python benchmarks/spike_speed.py --device 0 --batch 16 --skip-float32   # GPU throughput
 
 Scale n of cfg/ibra-spikeyolo.yaml (BN calibrated on bus.jpg so that it fires, then fused), bus.jpg letterboxed to
-imgsz, batch 1, CPU. Each mode runs in a fresh process on a saved fused checkpoint; peak memory is the rise of the
-process high-water mark (VmHWM, reset through /proc/self/clear_refs) over the forward passes; wall time is the median of
-``repeats`` passes after one warm-up (time.perf_counter).
+imgsz and repeated ``batch`` times. Each mode runs in a fresh process on a saved fused checkpoint; peak memory is the
+rise of the process high-water mark (CPU: VmHWM, reset through /proc/self/clear_refs; CUDA: max_memory_allocated) over
+the forward passes; wall time is the median of ``repeats`` passes after one warm-up (time.perf_counter, synchronised on
+CUDA), images per second = batch / that.
 """
 
 from __future__ import annotations
@@ -63,22 +65,33 @@ def _status_kib(key: str) -> int:
     return int(line.split()[1])
 
 
-def worker(ckpt: str, mode: str, imgsz: int, repeats: int) -> dict:
+def worker(ckpt: str, mode: str, imgsz: int, repeats: int, device: str = "cpu", batch: int = 1) -> dict:
     dtype, spiking, accumulate, accumulator = MODES[mode]
-    model = torch.load(ckpt, weights_only=False)["model"].to(getattr(torch, dtype))
+    dev = torch.device(f"cuda:{device}" if device.isdigit() else device)
+    cuda = dev.type == "cuda"
+    model = torch.load(ckpt, weights_only=False)["model"].to(dev, getattr(torch, dtype))
     if spiking:
         model = to_spike_driven(model, accumulate, accumulator)
-    x = bus(imgsz).to(getattr(torch, dtype))
-    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
-    base = _status_kib("VmRSS")
+    x = bus(imgsz).repeat(batch, 1, 1, 1).to(dev, getattr(torch, dtype))
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev) / 1024
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
+        base = _status_kib("VmRSS")
     times = []
     with torch.no_grad():
         for _ in range(repeats + 1):
+            if cuda:
+                torch.cuda.synchronize(dev)
             t = time.perf_counter()
             model(x)
+            if cuda:
+                torch.cuda.synchronize(dev)
             times.append(time.perf_counter() - t)
-    peak = _status_kib("VmHWM") - base
-    return {"mode": mode, "seconds": statistics.median(times[1:]), "peak_MiB": peak / 1024}
+    peak = (torch.cuda.max_memory_allocated(dev) / 1024 if cuda else _status_kib("VmHWM")) - base
+    seconds = statistics.median(times[1:])
+    return {"mode": mode, "seconds": seconds, "images_per_s": batch / seconds, "peak_MiB": peak / 1024}
 
 
 def float32_story(model: DetectionModel, imgsz: int) -> dict:
@@ -110,11 +123,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu or a CUDA index")
+    p.add_argument("--batch", type=int, default=1)
     p.add_argument("--worker", nargs=2, metavar=("CKPT", "MODE"))
     p.add_argument("--skip-float32", action="store_true", help="timings only")
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], args.imgsz, args.repeats)))
+        print(json.dumps(worker(*args.worker, args.imgsz, args.repeats, args.device, args.batch)))
         return
     model = calibrated_model(args.imgsz)
     bits = next(m.config.virtual_steps for m in model.modules() if isinstance(m, IBLIF))
@@ -125,14 +140,17 @@ def main() -> None:
         for mode in MODES:
             cmd = [sys.executable, __file__, "--worker", ckpt, mode]
             cmd += ["--imgsz", str(args.imgsz), "--repeats", str(args.repeats)]
+            cmd += ["--device", args.device, "--batch", str(args.batch)]
             rows.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
     base = rows[0]["seconds"]
-    print(f"scale n, imgsz {args.imgsz}, bus.jpg, K = {bits}, {torch.get_num_threads()} threads")
+    cuda = args.device.isdigit()
+    where = torch.cuda.get_device_name(int(args.device)) if cuda else f"{torch.get_num_threads()} threads"
+    print(f"scale n, imgsz {args.imgsz}, batch {args.batch}, bus.jpg, K = {bits}, {where}")
     for r in rows:
         ratio = r["seconds"] / base
         print(
-            f"{r['mode']:<38} {r['seconds']:8.3f} s  {ratio:5.2f}x integer ({ratio / bits:4.2f} K)  "
-            f"peak +{r['peak_MiB']:7.0f} MiB"
+            f"{r['mode']:<38} {r['seconds']:8.3f} s  {r['images_per_s']:8.1f} img/s  {ratio:5.2f}x integer "
+            f"({ratio / bits:4.2f} K)  peak +{r['peak_MiB']:7.0f} MiB"
         )
     if not args.skip_float32:
         print(json.dumps(float32_story(model, args.imgsz), indent=1))

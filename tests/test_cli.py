@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def yolo(*args: str, cwd: Path) -> str:
     """Run the installed ``yolo`` entry point; no explicit import of spikeyolo_ibra anywhere."""
-    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    env = {**os.environ, "YOLO_OFFLINE": "1", "SPIKEYOLO_CPU_THREADS": "2"}
     done = subprocess.run([YOLO_BIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
@@ -21,13 +21,14 @@ def yolo(*args: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One epoch of IBRA-SpikeYOLO-n through ``yolo train`` on the tiny built-in set."""
+    """One epoch of IBRA-SpikeYOLO-n through ``yolo train`` on the tiny built-in set, with the demo's CPU recipe."""
     runs = tmp_path_factory.mktemp("runs")
     common = ["imgsz=64", "batch=4", "device=cpu", "workers=0", "plots=False", f"project={runs}", "exist_ok=True"]
     out = yolo(
         "train",
         f"model={CFG / 'ibra-spikeyolo.yaml'}",
         f"data={tiny_shapes}",
+        f"cfg={CFG / 'train' / 'shapes-cpu.yaml'}",
         "epochs=1",
         "name=train",
         *common,
@@ -44,6 +45,7 @@ def test_train_writes_a_spiking_checkpoint(trained: Path):
     ckpt = torch.load(trained, map_location="cpu", weights_only=False)
     assert type(ckpt["model"].model[-1]).__name__ == "SpikeDetect"
     assert ckpt["model"].yaml["neuron"]["bits"] == 9
+    assert (ckpt["train_args"]["optimizer"], ckpt["train_args"]["nbs"]) == ("AdamW", 8)  # the cfg= recipe applied
 
 
 def test_val_with_pycocotools(trained: Path, tiny_shapes: Path):

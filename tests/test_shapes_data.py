@@ -153,3 +153,12 @@ def test_dataset_yaml_builds_data_on_first_use(tmp_path: Path, monkeypatch: pyte
     assert len(list(Path(data["val"]).glob("*.jpg"))) == 2
     check_det_dataset(data_yaml)  # second use: data found, snippet not run
     assert len(calls) == 1
+
+
+def test_cpu_recipe_is_an_ultralytics_cfg_file() -> None:
+    from ultralytics.cfg import get_cfg
+
+    recipe = yaml.safe_load((CFG / "train" / "shapes-cpu.yaml").read_text())
+    args = get_cfg(overrides=recipe)  # unknown keys or bad types raise here
+    assert args.nbs == args.batch  # one optimizer step per batch
+    assert args.device == "cpu" and args.mosaic == 0

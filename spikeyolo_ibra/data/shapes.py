@@ -243,9 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m spikeyolo_ibra.data.shapes --root DIR``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", required=True, type=Path, help="data set folder")
-    p.add_argument("--n-train", type=int, default=800)
-    p.add_argument("--n-val", type=int, default=200)
-    p.add_argument("--imgsz", type=int, default=256)
+    p.add_argument("--n-train", type=int, default=600)
+    p.add_argument("--n-val", type=int, default=150)
+    p.add_argument("--imgsz", type=int, default=160)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     print(build_shapes(a.root, a.n_train, a.n_val, a.imgsz, a.seed))
