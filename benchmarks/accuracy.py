@@ -166,9 +166,11 @@ def plot(folders: list[Path], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = [json.loads(p.read_text()) for folder in folders for p in sorted(folder.glob("*.json"))]
-    runs = [r for r in runs if "energy" in r]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in runs:
+    for i, model in enumerate(sorted({r["model"] for r in runs if "energy" not in r})):  # ANNs: mean mAP50 as a line
+        mean = statistics.mean(r["mAP50"] for r in runs if r["model"] == model)
+        ax.axhline(mean, color=f"C{i + 1}", ls="--", lw=1, label=f"{Path(model).stem} (no spikes), mean of seeds")
+    for r in (r for r in runs if "energy" in r):
         n = r["neuron"] or yaml.safe_load((REPO / r["model"]).read_text()).get("neuron", {})
         label = f"unary D={n.get('levels', 4)}" if n.get("coding") == "unary" else f"K={n.get('bits', 9)}"
         label += "" if n.get("coding") == "unary" else (", N=1" if n.get("scale", 100) == 1 else ", with N")
@@ -176,6 +178,9 @@ def plot(folders: list[Path], path: Path) -> None:
         ax.annotate(f"{label} (s{r['seed']})", (r["energy"]["snn_mJ"], r["mAP50"]), fontsize=7)
     ax.set(xlabel="SNN energy per image (mJ, 45 nm fp32, trained weights)", ylabel="mAP50 (pycocotools)")
     ax.set_title("Accuracy against energy, built-in shapes set, equal training budget", fontsize=10)
+    ax.margins(x=0.2, y=0.1)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

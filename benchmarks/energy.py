@@ -2,6 +2,9 @@
 
     YOLO_OFFLINE=1 python benchmarks/energy.py --scales n s --imgsz 640 \
         --trained n=/tmp/e2e/runs/full128/weights/best.pt --out bench/energy.json
+    YOLO_OFFLINE=1 python benchmarks/energy.py --scales n s m l --imgsz 64 \
+        --source 'DATASETS/shapes/images/val/00000000060*.jpg' \
+        --trained n=bench/accuracy/runs/ibra-spikeyolo-s0/weights/best.pt --out bench/energy-val.json
 
 For every scale of ``cfg/ibra-spikeyolo.yaml`` the weights are either
 
@@ -10,10 +13,11 @@ For every scale of ``cfg/ibra-spikeyolo.yaml`` the weights are either
 - ``trained``: a checkpoint given with ``--trained SCALE=PATH`` (an ibra-spikeyolo ``best.pt``).
 
 Each weight set runs through :func:`spikeyolo_ibra.spike.spike_infer` (spike-driven, float32, sequential accumulation)
-on bus.jpg and on zidane.jpg (Ultralytics assets) separately; the energy numbers are the report's ``energy`` block
-(45 nm fp32 table by default: MAC 4.6 pJ, AC 0.9 pJ; QANN = 0.23 pJ per MAC). Firing statistics are totals over the
-spike-fed layers. The energy ratio depends on the firing rates, i.e. on the weights: random or briefly trained weights
-do not give the paper's figure (6.3x, COCO-trained weights).
+on bus.jpg and on zidane.jpg (Ultralytics assets) separately, or on ``--source``: an image glob such as the built-in
+val images ``.../shapes/images/val/00000000060*.jpg`` the demo uses (figures are then means per image). The energy
+numbers are the report's ``energy`` block (45 nm fp32 table by default: MAC 4.6 pJ, AC 0.9 pJ; QANN = 0.23 pJ per
+MAC). Firing statistics are totals over the spike-fed layers. The energy ratio depends on the firing rates, i.e. on
+the weights: random or briefly trained weights do not give the paper's figure (6.3x, COCO-trained weights).
 """
 
 from __future__ import annotations
@@ -96,19 +100,23 @@ def firing_summary(rows: list[dict], config: NeuronConfig) -> dict:
     }
 
 
-def run(checkpoint: Path, imgsz: int, energy: str, work: Path) -> dict:
-    """spike_infer on each image separately; the report's energy block and firing summary per image."""
+def run(checkpoint: Path, imgsz: int, energy: str, work: Path, sources: list[str]) -> dict:
+    """spike_infer on each source (an image or a glob) separately; the report's energy and firing summary per source.
+
+    For a glob the report's figures are means per image over its images.
+    """
     out = {}
-    for name in IMAGES:
+    for source in sources:
+        name = Path(source).name
         t = time.perf_counter()
         report = spike_infer(
             checkpoint,
-            ASSETS / name,
+            source,
             imgsz=imgsz,
             dtype="float32",
             accumulate="sequential",
             energy=energy,
-            out=work / f"{checkpoint.stem}-{Path(name).stem}",
+            out=work / f"{checkpoint.stem}-{len(out)}",
         )
         out[name] = {
             "energy": report["energy"],
@@ -134,13 +142,16 @@ def main() -> None:
     p.add_argument("--energy", default="fp32", help="cost table: fp32, fp16 or int8")
     p.add_argument("--trained", nargs="*", default=[], metavar="SCALE=PATH", help="trained checkpoints per scale")
     p.add_argument("--no-calibrated", action="store_true", help="only the trained checkpoints")
+    p.add_argument("--source", help="an image glob instead of bus.jpg and zidane.jpg (e.g. built-in val images)")
     p.add_argument("--out", type=Path, default=Path("bench/energy.json"))
     a = p.parse_args()
+    sources = [a.source] if a.source else [str(ASSETS / name) for name in IMAGES]
     trained = dict(kv.split("=", 1) for kv in a.trained)
     result = {
         **run_record(),
         "imgsz": a.imgsz,
         "paper_ratio": PAPER_RATIO,
+        "sources": sources,
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +166,7 @@ def main() -> None:
                 sets.append(("bn-calibrated", ckpt))
             for kind, ckpt in sets:
                 print(f"scale {scale}, {kind} weights ({ckpt})", flush=True)
-                per_image = run(ckpt, a.imgsz, a.energy, work)
+                per_image = run(ckpt, a.imgsz, a.energy, work, sources)
                 result["runs"].append({"scale": scale, "weights": kind, "checkpoint": str(ckpt), "images": per_image})
                 a.out.parent.mkdir(parents=True, exist_ok=True)
                 a.out.write_text(json.dumps(result, indent=1))
