@@ -171,7 +171,7 @@ def plot(folders: list[Path], path: Path) -> None:
         mean = statistics.mean(r["mAP50"] for r in runs if r["model"] == model)
         ax.axhline(mean, color=f"C{i + 1}", ls="--", lw=1, label=f"{Path(model).stem} (no spikes), mean of seeds")
     for r in (r for r in runs if "energy" in r):
-        n = r["neuron"] or yaml.safe_load((REPO / r["model"]).read_text()).get("neuron", {})
+        n = {**yaml.safe_load((REPO / r["model"]).read_text()).get("neuron", {}), **r["neuron"]}
         label = f"unary D={n.get('levels', 4)}" if n.get("coding") == "unary" else f"K={n.get('bits', 9)}"
         label += "" if n.get("coding") == "unary" else (", N=1" if n.get("scale", 100) == 1 else ", with N")
         ax.scatter(r["energy"]["snn_mJ"], r["mAP50"], color="tab:blue")
