@@ -20,7 +20,8 @@ Ultralytics has no plugin registry. ``register()`` extends the installed package
 - ``SPIKEYOLO_CPU_THREADS=N`` in the environment sets the torch threads of CPU training and validation (Ultralytics
   always takes ``min(8, cores - 1)``: one thread on a 2-core machine).
 
-Stock models are untouched: every change is keyed on our classes or on the YAML's ``neuron:`` key.
+Stock models are untouched: every change is keyed on our classes or on the YAML's ``neuron:`` key (the opt-in
+``SPIKEYOLO_CPU_THREADS`` aside, which applies to whatever the run trains or validates).
 """
 
 from __future__ import annotations
