@@ -153,9 +153,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--out", type=Path, default=None, help="JSON file to write")
     a = p.parse_args()
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = torch.device(f"cuda:{a.device}" if a.device.isdigit() else a.device)
     batch = synthetic_batch(a.batch, a.imgsz, device)
     steps, peaks, rises = {}, {}, {}
