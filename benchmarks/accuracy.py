@@ -136,7 +136,7 @@ def table(folder: Path) -> str:
         half = (max(values) - min(values)) / 2
         return f"{statistics.mean(values):.3f} ± {half:.3f}"
 
-    def spiking(runs: list[dict], key: str, fmt: str) -> str:
+    def spiking(runs: list[dict], key: tuple[str, str], fmt: str) -> str:
         values = [r[key[0]][key[1]] for r in runs if key[0] in r]
         return format(statistics.mean(values), fmt) if values else "n/a (ANN)"
 
