@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from energy import firing_summary, run_record
 
@@ -124,13 +125,48 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def load_runs(folders: list[Path]) -> list[dict]:
+    """Every run record (JSON) in the folders."""
+    return [json.loads(p.read_text()) for folder in folders for p in sorted(folder.glob("*.json"))]
+
+
+def neuron_of(run: dict) -> dict[str, Any]:
+    """The neuron settings a run trained with: its model YAML's ``neuron:`` mapping plus the run's changes."""
+    path = REPO / run["model"]
+    base = (yaml.safe_load(path.read_text()).get("neuron") or {}) if path.exists() else {}  # stock YOLO: none
+    return {**base, **run["neuron"]}
+
+
+FAMILIES = ("bit planes, with N (D = 5.11)", "bit planes, N = 1", "unary (I-LIF), N = 1", "ANN")
+
+
+def family(n: dict[str, Any]) -> str:
+    """Which curve of the ablation a setting belongs to (one of FAMILIES)."""
+    if not n or n.get("type") == "relu":
+        return FAMILIES[3]
+    if n.get("coding") == "unary":
+        return FAMILIES[2]
+    return FAMILIES[1] if n.get("scale", 100) == 1 else FAMILIES[0]
+
+
+def steps(n: dict[str, Any]) -> int:
+    """Virtual steps per logical step: K for bit planes, D for unary."""
+    return n.get("levels", 4) if n.get("coding") == "unary" else n.get("bits", 9)
+
+
+def groups(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Runs grouped by (model, neuron change), ordered by model, family and number of virtual steps."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in sorted(
+        runs, key=lambda r: (r["model"], FAMILIES.index(family(neuron_of(r))), steps(neuron_of(r)), r["seed"])
+    ):
+        neuron = ", ".join(f"{k}={v}" for k, v in r["neuron"].items()) or "as in the YAML"
+        out.setdefault((r["model"], neuron), []).append(r)
+    return out
+
+
 def table(folder: Path) -> str:
     """Markdown: one row per (model, neuron setting), mean and half-range over seeds of the pycocotools mAPs."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for path in sorted(folder.glob("*.json")):
-        r = json.loads(path.read_text())
-        neuron = ", ".join(f"{k}={v}" for k, v in r["neuron"].items()) or "as in the YAML"
-        groups.setdefault((r["model"], neuron), []).append(r)
 
     def spread(values: list[float]) -> str:
         half = (max(values) - min(values)) / 2
@@ -145,7 +181,7 @@ def table(folder: Path) -> str:
         "level use | spikes / neuron | SNN energy / image (mJ) | ANN twin / SNN | wall per run (min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (model, neuron), runs in groups.items():
+    for (model, neuron), runs in groups(load_runs([folder])).items():
         seeds = ", ".join(str(r["seed"]) for r in runs)
         wall = statistics.mean(r["wall_s"] for r in runs) / 60
         lines.append(
@@ -159,31 +195,54 @@ def table(folder: Path) -> str:
 
 
 def plot(folders: list[Path], path: Path) -> None:
-    """Scatter of pycocotools mAP50 against SNN energy per image, one labelled point per spiking run."""
+    """mAP50 against SNN energy per image: one point per setting (mean of seeds, bar = min to max), one line per family.
+
+    Bit planes with N, bit planes with N = 1 and unary coding are three curves, each in order of virtual steps; the
+    ANNs (no energy figure of their own here) are horizontal lines at their mean mAP50.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [json.loads(p.read_text()) for folder in folders for p in sorted(folder.glob("*.json"))]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, model in enumerate(sorted({r["model"] for r in runs if "energy" not in r})):  # ANNs: mean mAP50 as a line
-        mean = statistics.mean(r["mAP50"] for r in runs if r["model"] == model)
-        ax.axhline(mean, color=f"C{i + 1}", ls="--", lw=1, label=f"{Path(model).stem} (no spikes), mean of seeds")
-    for r in (r for r in runs if "energy" in r):
-        n = {**yaml.safe_load((REPO / r["model"]).read_text()).get("neuron", {}), **r["neuron"]}
-        label = f"unary D={n.get('levels', 4)}" if n.get("coding") == "unary" else f"K={n.get('bits', 9)}"
-        label += "" if n.get("coding") == "unary" else (", N=1" if n.get("scale", 100) == 1 else ", with N")
-        ax.scatter(r["energy"]["snn_mJ"], r["mAP50"], color="tab:blue")
-        ax.annotate(f"{label} (s{r['seed']})", (r["energy"]["snn_mJ"], r["mAP50"]), fontsize=7)
+    runs = load_runs(folders)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    curves: dict[str, list[tuple[int, float, float, float, float]]] = {}
+    for seeded in groups(runs).values():
+        n = neuron_of(seeded[0])
+        maps = [r["mAP50"] for r in seeded]
+        if "energy" not in seeded[0]:  # an ANN
+            label = f"{Path(seeded[0]['model']).stem} (no spikes), mean of {len(maps)} seeds"
+            ax.axhline(statistics.mean(maps), color="grey", ls=(0, (4, 2 + 2 * len(curves))), lw=1, label=label)
+            curves.setdefault(family(n), [])
+            continue
+        energy = statistics.mean(r["energy"]["snn_mJ"] for r in seeded)
+        curves.setdefault(family(n), []).append((steps(n), energy, statistics.mean(maps), min(maps), max(maps)))
+    for i, (name, points) in enumerate((k, v) for k, v in curves.items() if k != FAMILIES[3]):
+        k, x, y, lo, hi = np.array(sorted(points)).T
+        ax.errorbar(
+            x,
+            y,
+            yerr=[y - lo, hi - y],
+            marker="o",
+            ms=4,
+            capsize=2,
+            color=f"C{i}",
+            label=name,
+        )
+        letter = "D" if name.startswith("unary") else "K"
+        for kk, xx, yy in zip(k, x, y, strict=True):
+            ax.annotate(
+                f"{letter}={kk:g}", (xx, yy), xytext=(3, 3), textcoords="offset points", fontsize=7, color=f"C{i}"
+            )
     ax.set(xlabel="SNN energy per image (mJ, 45 nm fp32, trained weights)", ylabel="mAP50 (pycocotools)")
     ax.set_title("Accuracy against energy, built-in shapes set, equal training budget", fontsize=10)
-    ax.margins(x=0.2, y=0.1)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
+    ax.margins(x=0.1, y=0.1)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +39,7 @@ from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import ASSETS
+from ultralytics.utils.torch_utils import get_cpu_info
 
 import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
 from spikeyolo_ibra.neuron import NeuronConfig
@@ -61,7 +62,8 @@ def run_record() -> dict:
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": platform.processor() or platform.machine(),
+        "machine": f"{get_cpu_info()}, {os.cpu_count()} cores"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "ultralytics": ultralytics.__version__,
