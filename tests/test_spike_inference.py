@@ -157,8 +157,10 @@ def test_energy_of_a_two_conv_network_matches_hand_computation():
     e = energy_totals(rows, COSTS["fp32"])
     assert e["snn_mJ"] == pytest.approx((4.6 * encoder_macs + 0.9 * sops) * 1e-9)  # 8668.8 pJ
     assert e["ann_mJ"] == pytest.approx(4.6 * ann_macs * 1e-9)  # 13248 pJ
-    assert e["qann_int8_mJ"] == pytest.approx(0.23 * ann_macs * 1e-9)
+    assert e["qann_int8_mJ"] == pytest.approx(0.23 * ann_macs * 1e-9)  # 662.4 pJ
+    assert e["snn_int8_mJ"] == pytest.approx((0.23 * encoder_macs + 0.03 * sops) * 1e-9)  # 421.44 pJ
     assert e["ratio"] == pytest.approx(13248 / 8668.8)
+    assert e["qann_ratio"] == pytest.approx(662.4 / 421.44)  # both sides int8
 
 
 def save(model: DetectionModel, path):
@@ -212,20 +214,27 @@ def _bad_inputs(tmp_path, checkpoint):
     empty.mkdir()
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
-    return {
-        "missing weights": (tmp_path / "nope.pt", BUS, "does not exist"),
-        "corrupt weights": (corrupt, BUS, "cannot be loaded"),
-        "non-spiking model": (stock, BUS, "non-spiking"),
-        "missing source": (checkpoint, tmp_path / "nope.jpg", "no images"),
-        "empty source": (checkpoint, empty, "no images"),
-        "undecodable image": (checkpoint, broken, "could not be decoded"),
+    cases = {
+        "missing weights": (tmp_path / "nope.pt", BUS, "does not exist", []),
+        "corrupt weights": (corrupt, BUS, "cannot be loaded", []),
+        "non-spiking model": (stock, BUS, "non-spiking", []),
+        "missing source": (checkpoint, tmp_path / "nope.jpg", "no images", []),
+        "empty source": (checkpoint, empty, "no images", []),
+        "undecodable image": (checkpoint, broken, "could not be decoded", []),
+        "imgsz off the stride": (checkpoint, BUS, "is not a positive multiple of 32: use e.g. --imgsz 128", ["100"]),
+        "imgsz zero": (checkpoint, BUS, "is not a positive multiple of 32: use e.g. --imgsz 32", ["0"]),
+        "unknown device": (checkpoint, BUS, "is not a torch device", ["64", "--device", "gpu0"]),
     }
+    if not torch.cuda.is_available():
+        cases["CUDA asked, none here"] = (checkpoint, BUS, "asks for CUDA", ["64", "--device", "cuda"])
+    return cases
 
 
 def test_bad_inputs_give_one_sentence_and_leave_nothing(tiny_checkpoint, tmp_path, capsys):
-    for case, (weights, source, phrase) in _bad_inputs(tmp_path, tiny_checkpoint).items():
+    for case, (weights, source, phrase, imgsz_and_more) in _bad_inputs(tmp_path, tiny_checkpoint).items():
         out = tmp_path / "out"
-        code = main(["--weights", str(weights), "--source", str(source), "--imgsz", "64", "--out", str(out)])
+        args = ["--imgsz", *(imgsz_and_more or ["64"])]
+        code = main(["--weights", str(weights), "--source", str(source), *args, "--out", str(out)])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2, case
         assert len(err) == 1 and phrase in err[0], (case, err)

@@ -27,17 +27,30 @@ from .verify import Equivalence, detect, run_pair
 __all__ = ("load_spiking_model", "spike_infer")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+STRIDE = 32  # the detector's largest stride: a letterbox size must be a multiple of it
+
+
+def _device(device: str) -> torch.device:
+    """The torch device named by ``device``; SpikeInferError for a name torch does not know or a missing GPU."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise SpikeInferError(f"device {device!r} is not a torch device: use cpu, cuda or cuda:N.") from e
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise SpikeInferError(f"device {device!r} asks for CUDA, which this machine does not have: use --device cpu.")
+    return parsed
 
 
 def load_spiking_model(weights: str | Path, device: str = "cpu") -> torch.nn.Module:
     """A local Ultralytics checkpoint as a float, eval, fused model; SpikeInferError for anything unusable."""
+    device = _device(device)
     path = Path(weights)
     if not path.is_file():
         raise SpikeInferError(f"weights file {path} does not exist: pass the path of a trained .pt checkpoint.")
     if path.suffix != ".pt":
         raise SpikeInferError(f"weights file {path} is not a .pt checkpoint: pass an Ultralytics .pt file.")
     try:
-        model, _ = load_checkpoint(path, device=torch.device(device), fuse=False)
+        model, _ = load_checkpoint(path, device=device, fuse=False)
     except Exception as e:  # Ultralytics reports damaged files as TypeError, RuntimeError or pickling errors
         raise SpikeInferError(
             f"weights file {path} cannot be loaded as an Ultralytics checkpoint ({type(e).__name__}): "
@@ -94,6 +107,10 @@ def spike_infer(
     """
     if dtype not in DTYPES or accumulate not in ACCUMULATE or energy not in COSTS:
         raise SpikeInferError(f"unknown dtype, accumulate or energy ({dtype}, {accumulate}, {energy}): see --help.")
+    if imgsz <= 0 or imgsz % STRIDE:
+        size = max(STRIDE, -(-imgsz // STRIDE) * STRIDE)
+        raise SpikeInferError(f"imgsz {imgsz} is not a positive multiple of {STRIDE}: use e.g. --imgsz {size}.")
+    _device(device)
     loader, letterbox = _images(source, imgsz)
     model = load_spiking_model(weights, device).to(DTYPES[dtype])
     spike_model = to_spike_driven(model, accumulate, torch.float64 if exact else None)
