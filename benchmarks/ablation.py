@@ -1,20 +1,21 @@
 """The paper's ablation without training: bit width K with and without range alignment N, and unary I-LIF levels D.
 
-    YOLO_OFFLINE=1 python benchmarks/ablation.py --imgsz 320 --out bench/ablation.json
+    YOLO_OFFLINE=1 python benchmarks/ablation.py --imgsz 128 --out bench/ablation.json
 
 For each neuron setting, scale n of ``cfg/ibra-spikeyolo.yaml`` is rebuilt with that ``neuron:`` mapping, given random
 weights (seed 0) with BatchNorm statistics calibrated on bus.jpg and zidane.jpg (see benchmarks/energy.py), fused and
 run spike-driven (:func:`spikeyolo_ibra.spike.to_spike_driven`, sequential accumulation, float32) on the same two
 images under :class:`spikeyolo_ibra.spike.Monitor`. Reported per setting: virtual steps, level utilisation (distinct
 codes seen / (Q + 1), mean over spike-fed layers), spikes per neuron, firing rate per virtual step, SOPs and energy
-per image (fp32 45 nm table) against the ANN twin and the int8 QANN.
+per image (fp32 45 nm table) against the ANN twin, and against the int8 QANN with the SNN priced at int8 too.
 
 Settings: binary (bit-plane) coding with K = 2..9, "with N" meaning N = (2**K - 1) / 5.11 so the ceiling D = Q / N is
 the authors' 5.11 (K = 9 gives N = 100, the default), "without N" meaning N = 1 (D = 2**K - 1); unary coding
 (SpikeYOLO's I-LIF) with D = levels in {1, 2, 4} and N = 1.
 
-Accuracy per setting is NOT measured: it needs one training run per setting (19 settings, at least two seeds), which
-this CPU-only session cannot afford. The statistics of random, BN-calibrated weights are not those of trained weights.
+No training here: the statistics of random, BN-calibrated weights are not those of trained weights. Accuracy, and
+the statistics of trained weights, per setting: ``benchmarks/accuracy.py --neuron bits=K scale=N`` (one training run
+per setting and seed).
 """
 
 from __future__ import annotations

@@ -261,6 +261,8 @@ def main() -> None:
         print(table(a.table))
         return
     if a.plot:
+        if a.out.suffix != ".png":
+            sys.exit("accuracy.py: --plot writes a picture: give --out FILE.png.")
         plot(a.plot, a.out)
         return
     if not a.model:

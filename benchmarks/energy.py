@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,6 +43,7 @@ from ultralytics.utils import ASSETS
 from ultralytics.utils.torch_utils import get_cpu_info
 
 import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
+from spikeyolo_ibra.energy import COSTS, totals_from_counts
 from spikeyolo_ibra.neuron import NeuronConfig
 from spikeyolo_ibra.spike import calibrate_bn, spike_infer
 
@@ -136,6 +138,42 @@ def run(checkpoint: Path, imgsz: int, energy: str, work: Path, sources: list[str
     return out
 
 
+def reprice(node: Any) -> Any:
+    """Every energy block in a results tree recomputed from its stored operation counts with today's formulas.
+
+    Energy is a function of three counts (encoder MACs, SOPs, ANN MACs) and a cost table, so a change of the energy
+    model (e.g. pricing the quantized-ANN comparison at int8 on both sides) needs no new inference.
+    """
+    if isinstance(node, list):
+        return [reprice(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if {"encoder_macs", "sops", "ann_macs", "costs"} <= node.keys():
+        costs = COSTS[node["costs"]["table"]]
+        return totals_from_counts(node["encoder_macs"], node["sops"], node["ann_macs"], costs)
+    return {k: reprice(v) for k, v in node.items()}
+
+
+def table(record: dict) -> str:
+    """Markdown: one row per (scale, weights, image) of an energy.py record, counts in G, energy in mJ per image."""
+    lines = [
+        "| scale | weights | image | spikes / neuron | firing rate / virtual step | nonzero codes | encoder GMACs | "
+        "GSOPs | ANN GMACs | E_SNN mJ | E_ANN mJ | **ANN / SNN** | E_QANN int8 mJ | E_SNN int8 mJ | "
+        "QANN / SNN (int8) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in record["runs"]:
+        for image, r in run["images"].items():
+            e, f = r["energy"], r["firing"]
+            lines.append(
+                f"| {run['scale']} | {run['weights']} | {image} | {f['spikes_per_neuron']:.3f} | "
+                f"{f['firing_rate_per_virtual_step']:.4f} | {f['nonzero_share']:.3f} | {e['encoder_macs'] / 1e9:.4g} | "
+                f"{e['sops'] / 1e9:.4g} | {e['ann_macs'] / 1e9:.4g} | {e['snn_mJ']:.4g} | {e['ann_mJ']:.4g} | "
+                f"**{e['ratio']:.2f}x** | {e['qann_int8_mJ']:.4g} | {e['snn_int8_mJ']:.4g} | {e['qann_ratio']:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Energy for every requested scale and weight set; JSON to ``--out``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,7 +184,21 @@ def main() -> None:
     p.add_argument("--no-calibrated", action="store_true", help="only the trained checkpoints")
     p.add_argument("--source", help="an image glob instead of bus.jpg and zidane.jpg (e.g. built-in val images)")
     p.add_argument("--out", type=Path, default=Path("bench/energy.json"))
+    p.add_argument("--reprice", type=Path, nargs="+", metavar="JSON", help="recompute stored energy blocks and exit")
+    p.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table of a result and exit")
     a = p.parse_args()
+    if a.table:
+        print(table(json.loads(a.table.read_text())))
+        return
+    if a.reprice:
+        for path in a.reprice:
+            record = reprice(json.loads(path.read_text()))
+            record["repriced"] = {k: v for k, v in run_record().items() if k in ("command", "date")}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            tmp.replace(path)
+            print(f"repriced {path}")
+        return
     sources = [a.source] if a.source else [str(ASSETS / name) for name in IMAGES]
     trained = dict(kv.split("=", 1) for kv in a.trained)
     result = {

@@ -8,9 +8,10 @@
         cfg/ann-spikeyolo.yaml cfg/ibra-spikeyolo.yaml@compile cfg/ann-spikeyolo.yaml@compile
 
 Models are timed in interleaved rounds (A B C A B C ...) so drift on a shared machine hits all of them alike; the
-median and the minimum per model and ratios of both against the first model are written as JSON (on a shared,
-contended CPU the minimum is the robust figure: contention only ever adds time). ``train`` is forward + loss +
-backward + optimizer step on a synthetic batch with boxes; ``infer`` is a forward of the fused model in eval mode.
+median and the minimum per model and ratios of both against the first model are written as JSON (the docs quote
+the median ratio and give the minimum's as a cross-check: on a shared CPU one lucky round can set a minimum).
+``train`` is forward + loss + backward + optimizer step on a synthetic batch with boxes; ``infer`` is a forward of the
+fused model in eval mode.
 On CUDA, peak memory per model is ``torch.cuda.max_memory_allocated``; on CPU run one model per process and read the
 peak RSS (``--models`` with one entry, the ``peak_rss_MiB`` field, and ``step_peak_rise_MiB``: the rise of the process
 high-water mark over the resident size just before the warm-up steps, reset through ``/proc/self/clear_refs``).
