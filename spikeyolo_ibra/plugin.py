@@ -32,6 +32,7 @@ import inspect
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -277,13 +278,16 @@ def _offline_font() -> None:
     import matplotlib
 
     source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".Arial.", suffix=".tmp")  # own name per process
+        os.close(fd)
         shutil.copyfile(source, tmp)
-        tmp.replace(target)
+        os.replace(tmp, target)
     except OSError:  # a read-only config dir: Ultralytics falls back to its own logic
-        pass
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
 
 
 CPU_THREADS_ENV = "SPIKEYOLO_CPU_THREADS"

@@ -232,6 +232,7 @@ def test_file_that_is_not_a_checkpoint(files: dict[str, Path], tmp_path: Path) -
 
 def test_non_spiking_checkpoint_is_a_stock_model(files: dict[str, Path], tmp_path: Path) -> None:
     yolo(f"predict model={files['stock']} source={ASSETS / 'bus.jpg'} imgsz=64 save=False", tmp_path)
+    assert not any(isinstance(m, IBLIF) for m in YOLO(files["stock"]).model.modules())  # nothing of ours in it
 
 
 def test_image_that_does_not_decode_is_skipped(

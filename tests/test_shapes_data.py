@@ -90,7 +90,7 @@ def test_objects_are_varied_honest_and_overlap(built: dict[str, Path]) -> None:
     per_image: dict[int, list] = {}
     for a in anns:
         per_image.setdefault(a["image_id"], []).append(a["bbox"])
-    assert all(1 <= len(v) <= 6 for v in per_image.values())
+    assert all(1 <= len(v) <= shapes.MAX_OBJECTS for v in per_image.values())
     assert any(_iou(p, q) > 0 for v in per_image.values() for i, p in enumerate(v) for q in v[i + 1 :])
 
 

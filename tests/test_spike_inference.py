@@ -17,7 +17,7 @@ from ultralytics.utils import ASSETS
 from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
 from spikeyolo_ibra.blocks import SpikeConv, SpikeDownsample
-from spikeyolo_ibra.energy import COSTS, energy_totals
+from spikeyolo_ibra.energy import COSTS, energy_totals, layer_energy_mj
 from spikeyolo_ibra.head import SpikeDetect
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig, neuron_context
 from spikeyolo_ibra.spike import (
@@ -147,8 +147,13 @@ def test_energy_of_a_two_conv_network_matches_hand_computation():
     with Monitor(spike) as monitor, torch.no_grad():
         spike(torch.rand(1, 3, 4, 4))
     rows = monitor.rows()
-    for r in rows:
-        r["energy_mJ"] = 0.0
+    # per-layer statistics of codes 0, 1, 2, 3 (one channel each) with K = 2, Q = 3
+    assert rows[1]["mean_code"] == pytest.approx(1.5)
+    assert rows[1]["spikes_per_neuron"] == pytest.approx(1.0)  # popcounts 0 + 1 + 1 + 2 over 4 channels
+    assert rows[1]["firing_rate"] == pytest.approx(0.5)  # per virtual step: 1 spike over K = 2 steps
+    assert rows[1]["level_utilisation"] == pytest.approx(1.0)  # all Q + 1 = 4 codes seen
+    assert layer_energy_mj(rows[1], COSTS["fp32"]) == pytest.approx(0.9 * 800 * 1e-9)
+    assert layer_energy_mj(rows[0], COSTS["fp32"]) == pytest.approx(4.6 * 3 * 4 * 9 * 16 * 1e-9)
     # 4 spikes per input position; fan-out of a 3x3 pad-1 kernel on 4x4: 4 interior x 9 + 8 edge x 6 + 4 corner x 4
     sops = 4 * (4 * 9 + 8 * 6 + 4 * 4) * 2
     encoder_macs = 3 * 4 * 9 * 16
@@ -171,11 +176,15 @@ def save(model: DetectionModel, path):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    """A narrow IBRA model (width 1/16 of scale n's channels), fused in a second: for the command's plumbing."""
+    """A narrow IBRA model (width 1/16 of scale n's channels) that fires and detects, fused in a second."""
     cfg = copy.deepcopy(YOLO(str(CFG / "ibra-spikeyolo.yaml")).model.yaml)
     cfg["scales"] = {"n": [0.33, 0.0625, 1024]}
-    model = DetectionModel(cfg, verbose=False).eval().fuse(verbose=False)
-    return save(model, tmp_path_factory.mktemp("tiny") / "tiny.pt")
+    torch.manual_seed(0)
+    model = calibrate_bn(DetectionModel(cfg, verbose=False), images(96))
+    with torch.no_grad():
+        for branch in model.model[-1].cv3:  # class priors near 0.5, so there are detections to compare
+            branch[-1].synapse.bias.zero_()
+    return save(model.eval().fuse(verbose=False), tmp_path_factory.mktemp("tiny") / "tiny.pt")
 
 
 @pytest.mark.slow
@@ -197,6 +206,9 @@ def check_cli(checkpoint, tmp_path, capsys):
     assert {"report.json", "detections.json", "bus.jpg", "layers.png", "bitplanes.png", "report.html"} <= names
     report = json.loads((out / "report.json").read_text())
     assert report["equivalence"]["passed"] is True
+    assert report["equivalence"]["code_flips"] == 0 < report["equivalence"]["codes"]
+    assert json.loads((out / "detections.json").read_text())[0]["detections"]  # identical and not empty
+    assert 0 < report["energy"]["sops"]
     assert report["energy"]["snn_mJ"] > 0 and report["energy"]["ratio"] > 1
     assert {"neurons", "mean_code", "firing_rate", "spikes_per_neuron", "level_utilisation", "sops", "macs"} <= set(
         report["layers"][1]
@@ -253,3 +265,43 @@ def test_script_reports_bad_weights_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_verifier_fails_when_spike_mode_is_wrong(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """Plane weights off by 1 %: the check must see it (FAIL, exit 1), else a PASS would mean nothing."""
+    import spikeyolo_ibra.spike.runtime as runtime
+
+    exact = runtime.plane_weights
+    monkeypatch.setattr(runtime, "plane_weights", lambda config, dtype: exact(config, dtype) * 1.01)
+    args = ["--weights", str(tiny_checkpoint), "--source", str(BUS), "--imgsz", "96", "--verify", "--conf", "0.001"]
+    assert main([*args, "--out", str(tmp_path / "report")]) == 1
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["equivalence"]["passed"] is False and report["equivalence"]["code_flips"] > 0
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_out_is_replaced_only_when_it_holds_a_report(tiny_checkpoint, tmp_path, capsys):
+    args = ["--weights", str(tiny_checkpoint), "--source", str(BUS), "--imgsz", "64"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main([*args, "--out", str(mine)]) == 2
+    assert "is not a spike-infer report" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "report.json").write_text("{}")
+    (old / "stale.txt").write_text("from an earlier run")
+    assert main([*args, "--out", str(old)]) == 0
+    assert not (old / "stale.txt").exists() and json.loads((old / "report.json").read_text())["images"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "old"]  # nothing left beside them
+
+
+def test_calibration_sets_statistics_and_restores_momentum():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.03))
+    x = torch.rand(2, 3, 8, 8)
+    calibrate_bn(net, x)
+    with torch.no_grad():
+        y = net[0](x)
+    assert torch.allclose(net[1].running_mean, y.mean((0, 2, 3)), atol=1e-6)  # the data's own mean, not 0.03 of it
+    assert net[1].momentum == 0.03 and not net.training

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from ..atomic import sibling_dir, swap_in
 
 SHAPES_NAMES: list[str] = ["circle", "square", "triangle", "star", "ellipse", "cross"]
 MIN_SIZE, MAX_SIZE = 0.25, 0.65  # longest object side, as a fraction of the image side
@@ -183,13 +183,6 @@ def _marker(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _sibling(root: Path, tag: str) -> Path:
-    """Create a new hidden folder beside ``root`` (mode from the umask, unlike ``tempfile.mkdtemp``'s 0700)."""
-    path = root.parent / f".{root.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
-    path.mkdir()
-    return path
-
-
 def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: int = 160, seed: int = 0) -> Path:
     """Build the shapes data set at ``root`` unless it is already there with the same parameters.
 
@@ -217,20 +210,14 @@ def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: 
     if found is None and root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty and holds no shapes data set ({MARKER} missing), not touching it")
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(root, "tmp")
+    tmp = sibling_dir(root, "tmp")
     try:
         _write_split(tmp, "train", range(1, n_train + 1), imgsz, seed)
         _write_split(tmp, "val", range(n_train + 1, n_train + n_val + 1), imgsz, seed)
         (tmp / MARKER).write_text(json.dumps(params))
         if _marker(root) == params:  # another process finished the same build meanwhile
             return root
-        if root.exists():  # an empty folder or an older build: move it aside, then drop it once ours is in place
-            old = _sibling(root, "old")
-            os.replace(root, old / root.name)
-            os.replace(tmp, root)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, root)
+        swap_in(tmp, root)  # an empty folder or an older build is moved aside and dropped once ours is in place
     except OSError:
         if _marker(root) != params:  # not another process finishing the same build first
             raise

@@ -12,11 +12,17 @@ def calibrate_bn(model: nn.Module, images: torch.Tensor) -> nn.Module:
 
     A fresh network in eval mode normalises with mean 0 / variance 1, which leaves most neurons silent and makes an
     equivalence check vacuous; one train-mode pass with ``momentum=None`` sets the statistics the data actually has.
+    Each BN's momentum is restored afterwards, so later training behaves as before.
     """
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration pass
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration pass
     model.train()
-    model(images)
+    try:
+        model(images)
+    finally:
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
     return model.eval()

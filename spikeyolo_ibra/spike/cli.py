@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=int, default=640, help="letterbox size")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--verify", action="store_true", help="compare integer and spike mode; FAIL exits with 1")
-    p.add_argument("--out", default="runs/spike", help="report folder (replaced when the run succeeds)")
+    p.add_argument("--out", default="runs/spike", help="report folder: new, empty or an old report")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="model dtype")
     p.add_argument("--accumulate", choices=ACCUMULATE, default="batched", help="planes at once or one at a time")
     p.add_argument("--exact", action="store_true", help="accumulate the planes in float64 (for --dtype float32)")

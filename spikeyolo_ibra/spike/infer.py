@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import TQDM
 from ultralytics.utils.ops import scale_boxes
 
+from ..atomic import sibling_dir, swap_in
 from ..energy import COSTS, energy_totals, layer_energy_mj
 from ..neuron import IBLIF
 from .errors import SpikeInferError
@@ -76,7 +76,7 @@ def _images(source: str | Path, imgsz: int) -> tuple[LoadImagesAndVideos, Letter
         ) from e
     if loader.nf != loader.ni:
         raise SpikeInferError(f"source {source} contains videos: pass images only.")
-    return loader, LetterBox(imgsz, auto=False, stride=32)
+    return loader, LetterBox(imgsz, auto=False, stride=STRIDE)
 
 
 def _tensor(image: np.ndarray, letterbox: LetterBox, dtype: torch.dtype, device: str) -> torch.Tensor:
@@ -111,13 +111,16 @@ def spike_infer(
         size = max(STRIDE, -(-imgsz // STRIDE) * STRIDE)
         raise SpikeInferError(f"imgsz {imgsz} is not a positive multiple of {STRIDE}: use e.g. --imgsz {size}.")
     _device(device)
+    out = Path(out)
+    if out.exists() and not (out / "report.json").is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise SpikeInferError(
+            f"--out {out} exists and is not a spike-infer report (no report.json): pass a new or empty folder."
+        )
     loader, letterbox = _images(source, imgsz)
     model = load_spiking_model(weights, device).to(DTYPES[dtype])
     spike_model = to_spike_driven(model, accumulate, torch.float64 if exact else None)
     names = model.names if isinstance(getattr(model, "names", None), dict) else {i: str(i) for i in range(model.nc)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = sibling_dir(out, "tmp")
     try:
         eq = Equivalence(dtype)
         detections, images = [], []
@@ -132,6 +135,8 @@ def spike_infer(
                 det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], ims[0].shape)
                 result = Results(ims[0], paths[0], names, boxes=det.float().cpu())
                 image_file = tmp / f"{Path(paths[0]).stem}.jpg"
+                if image_file.name in images:  # a.png beside a.jpg, or one name in two folders of a glob
+                    image_file = tmp / f"{Path(paths[0]).stem}-{len(images)}.jpg"
                 result.save(str(image_file))
                 images.append(image_file.name)
                 detections.append({"image": paths[0], "detections": result.summary()})
@@ -159,9 +164,7 @@ def spike_infer(
         }
         report["equivalence"] = {"checked": verify, **(eq.as_dict() if verify else {"passed": None})}
         write_report(report, detections, sample, sample_layer, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
