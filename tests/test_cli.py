@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import CFG, YOLO_BIN
+from conftest import CFG, REPO, YOLO_BIN
 
 pytestmark = pytest.mark.slow
 
@@ -82,9 +84,25 @@ def test_predict_draws_detections(trained: Path):
         "imgsz=64",
         "device=cpu",
         "conf=0.0001",
+        "save_txt=True",
         f"project={runs}",
         "name=predict",
         "exist_ok=True",
         cwd=runs,
     )
     assert (runs / "predict" / "bus.jpg").stat().st_size > 0
+    boxes = (runs / "predict" / "labels" / "bus.txt").read_text().splitlines()  # written only for detections
+    assert boxes and all(len(line.split()) == 5 for line in boxes)
+
+
+def test_demo_runs_the_whole_story(tmp_path: Path):
+    """``make demo``'s script with a seconds-long training budget: every step runs and the summary is printed."""
+    cmd = [sys.executable, str(REPO / "tools" / "demo.py"), "--minutes", "0.05", "--out", str(tmp_path / "demo")]
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"^mAP50=\d\.\d{3} mAP50-95=\d\.\d{3} \(pycocotools", done.stdout, re.M)
+    assert "equivalence PASS" in done.stdout
+    for report in ("spike", "spike-bus"):
+        assert json.loads((tmp_path / "demo" / report / "report.json").read_text())["equivalence"]["passed"]
+        assert (tmp_path / "demo" / report / "report.html").is_file()

@@ -231,11 +231,13 @@ def _bad_inputs(tmp_path, checkpoint):
         "corrupt weights": (corrupt, BUS, "cannot be loaded", []),
         "non-spiking model": (stock, BUS, "non-spiking", []),
         "missing source": (checkpoint, tmp_path / "nope.jpg", "no images", []),
-        "empty source": (checkpoint, empty, "no images", []),
+        "empty folder": (checkpoint, empty, "no images", []),
         "undecodable image": (checkpoint, broken, "could not be decoded", []),
         "imgsz off the stride": (checkpoint, BUS, "is not a positive multiple of 32: use e.g. --imgsz 128", ["100"]),
         "imgsz zero": (checkpoint, BUS, "is not a positive multiple of 32: use e.g. --imgsz 32", ["0"]),
         "unknown device": (checkpoint, BUS, "is not a torch device", ["64", "--device", "gpu0"]),
+        "weights not a .pt file": (broken, BUS, "is not a .pt checkpoint", []),
+        "empty source": (checkpoint, " ", "--source is empty", []),
     }
     if not torch.cuda.is_available():
         cases["CUDA asked, none here"] = (checkpoint, BUS, "asks for CUDA", ["64", "--device", "cuda"])

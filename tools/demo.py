@@ -101,13 +101,14 @@ def main() -> None:
     reports = [json.loads((out / d / "report.json").read_text()) for d in ("spike", "spike-bus")]
     passed = all(r["equivalence"]["passed"] for r in reports)
     energy = reports[0]["energy"]
-    epochs = len((out / "train" / "results.csv").read_text().splitlines()) - 1
+    n_epochs = len((out / "train" / "results.csv").read_text().splitlines()) - 1
+    epochs = f"{n_epochs} epoch{'s' * (n_epochs != 1)}"
     print(
         f"\nmAP50={coco['mAP50']:.3f} mAP50-95={coco['mAP50-95']:.3f} (pycocotools, built-in val set)\n"
         f"equivalence {'PASS' if passed else 'FAIL'} (spike-driven vs integer model, float64)\n"
         f"energy: SNN {energy['snn_mJ']:.4f} mJ vs ANN twin {energy['ann_mJ']:.4f} mJ per image, "
         f"{energy['ratio']:.2f}x (45 nm fp32 costs)\n"
-        f"note: {a.minutes:g} CPU minutes trained {epochs} epochs from scratch, far from convergence: the mAP\n"
+        f"note: {a.minutes:g} CPU minutes trained {epochs} from scratch, far from convergence: the mAP\n"
         f"      shows the pipeline, not what the detector reaches (docs/quickstart.md; --minutes trains longer)\n"
         f"pictures: {out / 'spike' / 'report.html'}, {out / 'spike-bus' / 'report.html'}\n"
         f"demo wall time: {(time.perf_counter() - start) / 60:.1f} min"
