@@ -195,10 +195,11 @@ def table(folder: Path) -> str:
 
 
 def plot(folders: list[Path], path: Path) -> None:
-    """mAP50 against SNN energy per image: one point per setting (mean of seeds, bar = min to max), one line per family.
+    """mAP50 against virtual steps (left) and against SNN energy per image (right), one curve per coding family.
 
-    Bit planes with N, bit planes with N = 1 and unary coding are three curves, each in order of virtual steps; the
-    ANNs (no energy figure of their own here) are horizontal lines at their mean mAP50.
+    One point per setting: the mean of its seeds, the bar from the lowest to the highest seed. Settings of one family
+    that land on the same point share one label (e.g. ``K=6-9``). The ANNs (no energy of their own here) are
+    horizontal lines at their mean mAP50.
     """
     import matplotlib
 
@@ -206,39 +207,37 @@ def plot(folders: list[Path], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = load_runs(folders)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, gridspec_kw={"width_ratios": [1, 1.4]})
     curves: dict[str, list[tuple[int, float, float, float, float]]] = {}
     for seeded in groups(runs).values():
         n = neuron_of(seeded[0])
         maps = [r["mAP50"] for r in seeded]
         if "energy" not in seeded[0]:  # an ANN
             label = f"{Path(seeded[0]['model']).stem} (no spikes), mean of {len(maps)} seeds"
-            ax.axhline(statistics.mean(maps), color="grey", ls=(0, (4, 2 + 2 * len(curves))), lw=1, label=label)
+            for ax in axes:
+                ax.axhline(statistics.mean(maps), color="grey", ls=(0, (4, 2 + 2 * len(curves))), lw=1, label=label)
             curves.setdefault(family(n), [])
             continue
         energy = statistics.mean(r["energy"]["snn_mJ"] for r in seeded)
         curves.setdefault(family(n), []).append((steps(n), energy, statistics.mean(maps), min(maps), max(maps)))
     for i, (name, points) in enumerate((k, v) for k, v in curves.items() if k != FAMILIES[3]):
         k, x, y, lo, hi = np.array(sorted(points)).T
-        ax.errorbar(
-            x,
-            y,
-            yerr=[y - lo, hi - y],
-            marker="o",
-            ms=4,
-            capsize=2,
-            color=f"C{i}",
-            label=name,
-        )
         letter = "D" if name.startswith("unary") else "K"
+        for ax, xs in zip(axes, (k, x), strict=True):
+            ax.errorbar(xs, y, yerr=[y - lo, hi - y], marker="o", ms=4, capsize=2, color=f"C{i}", label=name)
+        same: dict[tuple[float, float], list[int]] = {}
         for kk, xx, yy in zip(k, x, y, strict=True):
-            ax.annotate(
-                f"{letter}={kk:g}", (xx, yy), xytext=(3, 3), textcoords="offset points", fontsize=7, color=f"C{i}"
-            )
-    ax.set(xlabel="SNN energy per image (mJ, 45 nm fp32, trained weights)", ylabel="mAP50 (pycocotools)")
-    ax.set_title("Accuracy against energy, built-in shapes set, equal training budget", fontsize=10)
-    ax.margins(x=0.1, y=0.1)
-    ax.legend(fontsize=7, loc="lower right")
+            same.setdefault((round(xx, 4), round(yy, 4)), []).append(int(kk))
+        for (xx, yy), ks in same.items():
+            text = f"{letter}={ks[0]}" if len(ks) == 1 else f"{letter}={ks[0]}-{ks[-1]}"
+            axes[1].annotate(text, (xx, yy), xytext=(3, 3), textcoords="offset points", fontsize=7, color=f"C{i}")
+    axes[0].set(xlabel="virtual steps (K bit planes, or D for unary)", ylabel="mAP50 (pycocotools)")
+    axes[1].set(xlabel="SNN energy per image (mJ, 45 nm fp32, trained weights)")
+    fig.suptitle("Accuracy against coding and energy, built-in shapes set, equal training budget", fontsize=10)
+    for ax in axes:
+        ax.margins(x=0.08, y=0.1)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
