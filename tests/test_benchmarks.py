@@ -37,7 +37,7 @@ def test_table_has_one_row_per_setting_with_the_seed_means() -> None:
 def test_ablation_table_orders_settings_by_family_then_bits() -> None:
     rows = [line for line in _accuracy("--table", str(RESULTS / "ablation")).splitlines() if line.startswith("| `")]
     steps = [int(row.split("|")[7]) for row in rows]
-    scales = ["scale=1" in row.split("|")[2] for row in rows if "ibra-spikeyolo" in row]
+    scales = ["scale=1" in row.split("|")[2].strip().split(", ") for row in rows if "ibra-spikeyolo" in row]
     assert scales == sorted(scales)  # with N first, then N = 1
     ibra = [s for row, s in zip(rows, steps, strict=True) if "ibra-spikeyolo" in row]
     with_n = ibra[: scales.count(False)]
