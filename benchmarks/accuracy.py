@@ -198,7 +198,7 @@ def plot(folders: list[Path], path: Path) -> None:
     """mAP50 against virtual steps (left) and against SNN energy per image (right), one curve per coding family.
 
     One point per setting: the mean of its seeds, the bar from the lowest to the highest seed. Settings of one family
-    that land on the same point share one label (e.g. ``K=6-9``). The ANNs (no energy of their own here) are
+    that land on (almost) the same point share one label (e.g. ``K=6-9``). The ANNs (no energy of their own here) are
     horizontal lines at their mean mAP50.
     """
     import matplotlib
@@ -220,15 +220,21 @@ def plot(folders: list[Path], path: Path) -> None:
             continue
         energy = statistics.mean(r["energy"]["snn_mJ"] for r in seeded)
         curves.setdefault(family(n), []).append((steps(n), energy, statistics.mean(maps), min(maps), max(maps)))
+    x_span = max(p[1] for points in curves.values() for p in points)
+    y_span = max(p[2] for points in curves.values() for p in points)
     for i, (name, points) in enumerate((k, v) for k, v in curves.items() if k != FAMILIES[3]):
         k, x, y, lo, hi = np.array(sorted(points)).T
         letter = "D" if name.startswith("unary") else "K"
         for ax, xs in zip(axes, (k, x), strict=True):
             ax.errorbar(xs, y, yerr=[y - lo, hi - y], marker="o", ms=4, capsize=2, color=f"C{i}", label=name)
-        same: dict[tuple[float, float], list[int]] = {}
+        near: list[tuple[float, float, list[int]]] = []  # label groups: points closer than 1 % of the axes
         for kk, xx, yy in zip(k, x, y, strict=True):
-            same.setdefault((round(xx, 4), round(yy, 4)), []).append(int(kk))
-        for (xx, yy), ks in same.items():
+            group = next((g for g in near if abs(g[0] - xx) < 0.01 * x_span and abs(g[1] - yy) < 0.01 * y_span), None)
+            if group:
+                group[2].append(int(kk))
+            else:
+                near.append((xx, yy, [int(kk)]))
+        for xx, yy, ks in near:
             text = f"{letter}={ks[0]}" if len(ks) == 1 else f"{letter}={ks[0]}-{ks[-1]}"
             axes[1].annotate(text, (xx, yy), xytext=(3, 3), textcoords="offset points", fontsize=7, color=f"C{i}")
     axes[0].set(xlabel="virtual steps (K bit planes, or D for unary)", ylabel="mAP50 (pycocotools)")
