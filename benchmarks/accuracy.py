@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import statistics
 import sys
@@ -130,11 +131,16 @@ def load_runs(folders: list[Path]) -> list[dict]:
     return [json.loads(p.read_text()) for folder in folders for p in sorted(folder.glob("*.json"))]
 
 
+@functools.cache
+def yaml_neuron(model: str) -> dict[str, Any]:
+    """The ``neuron:`` mapping of a model YAML in the repo; {} for a stock model (read once per model)."""
+    path = REPO / model
+    return (yaml.safe_load(path.read_text()).get("neuron") or {}) if path.exists() else {}
+
+
 def neuron_of(run: dict) -> dict[str, Any]:
     """The neuron settings a run trained with: its model YAML's ``neuron:`` mapping plus the run's changes."""
-    path = REPO / run["model"]
-    base = (yaml.safe_load(path.read_text()).get("neuron") or {}) if path.exists() else {}  # stock YOLO: none
-    return {**base, **run["neuron"]}
+    return {**yaml_neuron(run["model"]), **run["neuron"]}
 
 
 FAMILIES = ("bit planes, with N (D = 5.11)", "bit planes, N = 1", "unary (I-LIF), N = 1", "ANN")
@@ -209,20 +215,21 @@ def plot(folders: list[Path], path: Path) -> None:
     runs = load_runs(folders)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, gridspec_kw={"width_ratios": [1, 1.4]})
     curves: dict[str, list[tuple[int, float, float, float, float]]] = {}
+    anns = 0
     for seeded in groups(runs).values():
         n = neuron_of(seeded[0])
         maps = [r["mAP50"] for r in seeded]
         if "energy" not in seeded[0]:  # an ANN
             label = f"{Path(seeded[0]['model']).stem} (no spikes), mean of {len(maps)} seeds"
             for ax in axes:
-                ax.axhline(statistics.mean(maps), color="grey", ls=(0, (4, 2 + 2 * len(curves))), lw=1, label=label)
-            curves.setdefault(family(n), [])
+                ax.axhline(statistics.mean(maps), color="grey", ls=(0, (4, 2 + 2 * anns)), lw=1, label=label)
+            anns += 1
             continue
         energy = statistics.mean(r["energy"]["snn_mJ"] for r in seeded)
         curves.setdefault(family(n), []).append((steps(n), energy, statistics.mean(maps), min(maps), max(maps)))
     x_span = max(p[1] for points in curves.values() for p in points)
     y_span = max(p[2] for points in curves.values() for p in points)
-    for i, (name, points) in enumerate((k, v) for k, v in curves.items() if k != FAMILIES[3]):
+    for i, (name, points) in enumerate(curves.items()):
         k, x, y, lo, hi = np.array(sorted(points)).T
         letter = "D" if name.startswith("unary") else "K"
         for ax, xs in zip(axes, (k, x), strict=True):

@@ -31,7 +31,6 @@ def swap_in(tmp: Path, root: Path) -> None:
         os.replace(tmp, root)
     except OSError:
         os.replace(aside / root.name, root)
+        aside.rmdir()
         raise
-    finally:
-        if not (aside / root.name).exists() or root.exists():
-            shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(aside)

@@ -297,7 +297,7 @@ def _cpu_threads(worker: Any) -> None:
     """``on_pretrain_routine_start`` / ``on_val_start``: on the CPU, use ``$SPIKEYOLO_CPU_THREADS`` torch threads.
 
     Opt-in: without the variable Ultralytics' own choice stands. ``make demo`` sets it to the core count, which trains
-    IBRA-SpikeYOLO-n 1.4-1.7x faster per step on 2 cores (docs/quickstart.md).
+    IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores (docs/quickstart.md).
     """
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     device = getattr(worker, "device", None)
