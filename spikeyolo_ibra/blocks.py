@@ -46,9 +46,10 @@ class LinearChain(nn.Sequential):
     @torch.no_grad()
     def fused(self) -> nn.Conv2d:
         """One Conv2d (k x k, padding k // 2, with bias) equal to this chain in eval mode, composed in float64."""
-        f64 = torch.float64
-        kernel = torch.eye(self.c1, dtype=f64).view(self.c1, self.c1, 1, 1)
-        bias = torch.zeros(self.c1, dtype=f64)
+        ref = next(self.parameters())
+        f64 = {"dtype": torch.float64, "device": ref.device}  # compose where the weights live (CUDA, meta, ...)
+        kernel = torch.eye(self.c1, **f64).view(self.c1, self.c1, 1, 1)
+        bias = torch.zeros(self.c1, **f64)
         for layer in list(self)[1:]:
             if isinstance(layer, nn.BatchNorm2d):
                 scale = layer.weight.double() / torch.sqrt(layer.running_var.double() + layer.eps)
@@ -67,7 +68,6 @@ class LinearChain(nn.Sequential):
                             -1, 1, 1, 1
                         )
                 kernel, bias = out, bias * d.sum((1, 2))
-        ref = next(self.parameters())
         conv = nn.Conv2d(self.c1, self.c2, self.k, 1, self.k // 2, bias=True).to(ref.device, ref.dtype)
         conv.weight.copy_(kernel)
         conv.bias.copy_(bias)

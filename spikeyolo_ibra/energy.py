@@ -63,16 +63,17 @@ def conv_macs(conv: nn.Conv2d, out_hw: tuple[int, int]) -> int:
     return conv.in_channels * conv.out_channels * kh * kw * out_hw[0] * out_hw[1] // conv.groups
 
 
-def sops_from_counts(counts: torch.Tensor, conv: nn.Conv2d) -> float:
-    """SOPs of spike counts (N, C_in, H, W) entering ``conv``: all-ones conv of the same geometry, summed.
+def sops_from_counts(counts: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """SOPs of spike counts (N, C_in, H, W) entering ``conv``, as a float64 scalar tensor on the counts' device.
 
     Every input channel reaches C_out / groups output channels through the same spatial footprint, so the channels
-    are summed first: SOPs = C_out / groups * sum(conv(sum_c counts, ones(1, 1, k_h, k_w))).
+    are summed first: SOPs = C_out / groups * sum(conv(sum_c counts, ones(1, 1, k_h, k_w))). The result stays on the
+    device (no host synchronisation); ``float()`` it to read it.
     """
     ones = torch.ones(1, 1, *conv.kernel_size, dtype=torch.float64, device=counts.device)
     total = counts.to(torch.float64).sum(1, keepdim=True)
     fan = F.conv2d(total, ones, None, conv.stride, conv.padding, conv.dilation)
-    return float(fan.sum()) * conv.out_channels / conv.groups
+    return fan.sum() * (conv.out_channels / conv.groups)
 
 
 def layer_energy_mj(row: dict, costs: CostTable) -> float:

@@ -274,7 +274,7 @@ def test_verifier_fails_when_spike_mode_is_wrong(tiny_checkpoint, tmp_path, caps
     import spikeyolo_ibra.spike.runtime as runtime
 
     exact = runtime.plane_weights
-    monkeypatch.setattr(runtime, "plane_weights", lambda config, dtype: exact(config, dtype) * 1.01)
+    monkeypatch.setattr(runtime, "plane_weights", lambda *args: exact(*args) * 1.01)
     args = ["--weights", str(tiny_checkpoint), "--source", str(BUS), "--imgsz", "96", "--verify", "--conf", "0.001"]
     assert main([*args, "--out", str(tmp_path / "report")]) == 1
     report = json.loads((tmp_path / "report" / "report.json").read_text())

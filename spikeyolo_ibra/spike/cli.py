@@ -18,7 +18,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="trained Ultralytics .pt checkpoint of a spiking model")
     p.add_argument("--source", required=True, help="an image, a folder of images or a glob")
     p.add_argument("--imgsz", type=int, default=640, help="letterbox size")
-    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N or N (default: the first GPU if there is one, else cpu)"
+    )
     p.add_argument("--verify", action="store_true", help="compare integer and spike mode; FAIL exits with 1")
     p.add_argument("--out", default="runs/spike", help="report folder: new, empty or an old report")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="model dtype")

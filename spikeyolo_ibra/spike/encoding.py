@@ -16,11 +16,13 @@ from ..neuron import NeuronConfig
 __all__ = ("encode", "plane", "plane_weights", "spike_counts")
 
 
-def plane_weights(config: NeuronConfig, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """The P plane weights w_k (2**k / N for binary coding, 1 / N for unary coding), plane 0 first."""
+def plane_weights(
+    config: NeuronConfig, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """The P plane weights w_k (2**k / N for binary coding, 1 / N for unary coding), plane 0 first, on ``device``."""
     if config.coding == "binary":
-        return torch.tensor([2.0**k / config.scale for k in range(config.bits)], dtype=dtype)
-    return torch.full((config.levels,), 1.0 / config.scale, dtype=dtype)
+        return torch.tensor([2.0**k / config.scale for k in range(config.bits)], dtype=dtype, device=device)
+    return torch.full((config.levels,), 1.0 / config.scale, dtype=dtype, device=device)
 
 
 def encode(q: torch.Tensor, config: NeuronConfig) -> torch.Tensor:

@@ -16,6 +16,7 @@ from ultralytics.utils import TQDM
 from ultralytics.utils.ops import scale_boxes
 
 from ..atomic import sibling_dir, swap_in
+from ..device import DeviceError, no_tf32, resolve_device
 from ..energy import COSTS, energy_totals, layer_energy_mj
 from ..neuron import IBLIF
 from .errors import SpikeInferError
@@ -30,18 +31,15 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STRIDE = 32  # the detector's largest stride: a letterbox size must be a multiple of it
 
 
-def _device(device: str) -> torch.device:
-    """The torch device named by ``device``; SpikeInferError for a name torch does not know or a missing GPU."""
+def _device(device: str | torch.device | None) -> torch.device:
+    """The torch device named by ``device``; SpikeInferError (one sentence) for one this machine cannot run on."""
     try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise SpikeInferError(f"device {device!r} is not a torch device: use cpu, cuda or cuda:N.") from e
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise SpikeInferError(f"device {device!r} asks for CUDA, which this machine does not have: use --device cpu.")
-    return parsed
+        return resolve_device(device)
+    except DeviceError as e:
+        raise SpikeInferError(str(e)) from e
 
 
-def load_spiking_model(weights: str | Path, device: str = "cpu") -> torch.nn.Module:
+def load_spiking_model(weights: str | Path, device: str | torch.device | None = "cpu") -> torch.nn.Module:
     """A local Ultralytics checkpoint as a float, eval, fused model; SpikeInferError for anything unusable."""
     device = _device(device)
     path = Path(weights)
@@ -79,7 +77,7 @@ def _images(source: str | Path, imgsz: int) -> tuple[LoadImagesAndVideos, Letter
     return loader, LetterBox(imgsz, auto=False, stride=STRIDE)
 
 
-def _tensor(image: np.ndarray, letterbox: LetterBox, dtype: torch.dtype, device: str) -> torch.Tensor:
+def _tensor(image: np.ndarray, letterbox: LetterBox, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """BGR HWC uint8 -> letterboxed RGB (1, 3, H, W) in [0, 1]."""
     im = letterbox(image=image)[..., ::-1].transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(im)).to(device, dtype).unsqueeze(0) / 255
@@ -90,7 +88,7 @@ def spike_infer(
     weights: str | Path,
     source: str | Path,
     imgsz: int = 640,
-    device: str = "cpu",
+    device: str | torch.device | None = None,
     verify: bool = False,
     out: str | Path = "runs/spike",
     dtype: str = "float64",
@@ -110,7 +108,7 @@ def spike_infer(
     if imgsz <= 0 or imgsz % STRIDE:
         size = max(STRIDE, -(-imgsz // STRIDE) * STRIDE)
         raise SpikeInferError(f"imgsz {imgsz} is not a positive multiple of {STRIDE}: use e.g. --imgsz {size}.")
-    _device(device)
+    device = _device(device)
     out = Path(out)
     if out.exists() and not (out / "report.json").is_file() and (not out.is_dir() or any(out.iterdir())):
         raise SpikeInferError(
@@ -124,7 +122,7 @@ def spike_infer(
     try:
         eq = Equivalence(dtype)
         detections, images = [], []
-        with Monitor(spike_model) as monitor:
+        with Monitor(spike_model) as monitor, no_tf32():  # float32 on CUDA: IEEE, not TF32 (settings restored)
             for paths, ims, _ in TQDM(loader, total=len(loader), desc="spike inference"):
                 x = _tensor(ims[0], letterbox, DTYPES[dtype], device)
                 if verify:
@@ -152,6 +150,7 @@ def spike_infer(
             "weights": str(weights),
             "source": str(source),
             "imgsz": imgsz,
+            "device": str(device),
             "dtype": dtype,
             "accumulate": accumulate,
             "exact_accumulation": exact,

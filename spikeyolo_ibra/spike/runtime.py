@@ -52,10 +52,20 @@ def synapse_conv(synapse: nn.Module) -> nn.Conv2d:
     raise ValueError(f"{type(synapse).__name__} is not a fused conv with bias: call model.fuse() before unrolling.")
 
 
+BINARY_ONLY = "a non-binary tensor reached a synaptic layer in spike mode"
+
+
 def require_binary(b: torch.Tensor) -> None:
-    """Raise AssertionError unless every element of b is 0 or 1 (the spike-driven contract of a synaptic layer)."""
-    if not bool(((b == 0) | (b == 1)).all()):
-        raise AssertionError("a non-binary tensor reached a synaptic layer in spike mode")
+    """Fail unless every element of b is 0 or 1 (the spike-driven contract of a synaptic layer).
+
+    On the CPU: AssertionError at once. Elsewhere the check is queued on the device (``torch._assert_async``), so the
+    contract is enforced without a host synchronisation per layer.
+    """
+    binary = ((b == 0) | (b == 1)).all()
+    if b.device.type != "cpu":
+        torch._assert_async(binary, BINARY_ONLY)
+    elif not bool(binary):
+        raise AssertionError(BINARY_ONLY)
 
 
 class SpikeDrivenSynapse(nn.Module):
@@ -98,7 +108,7 @@ class SpikeDrivenSynapse(nn.Module):
         config = self.neuron.config
         planes = encode(q, config)
         y = self._plane_conv(planes.flatten(0, 1), dtype).unflatten(0, (config.virtual_steps, -1))
-        weights = plane_weights(config, dtype).to(y.device).view(-1, *([1] * (y.dim() - 1)))
+        weights = plane_weights(config, dtype, y.device).view(-1, *([1] * (y.dim() - 1)))
         return (y * weights).sum(0)
 
     def _sequential(self, q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -49,55 +49,59 @@ class EncoderStats:
 
 @dataclass
 class LayerStats:
-    """Running sums for one spike-fed synapse."""
+    """Running sums for one spike-fed synapse, kept as tensors on the device of the data (read back in :meth:`row`)."""
 
     name: str
     config: NeuronConfig
     neurons: int = 0
     images: int = 0
-    code_sum: float = 0.0
-    spikes: float = 0.0
-    sops_planes: float = 0.0
-    sops_codes: float = 0.0
     macs_per_step: int = 0
-    histogram: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)  # code_sum, spikes, sops_planes, sops_codes
+    histogram: torch.Tensor | None = None  # codes 0..Q, on the data's device
+
+    def _add(self, key: str, value: torch.Tensor) -> None:
+        self.sums[key] = value if key not in self.sums else self.sums[key] + value
 
     def update_codes(self, q: torch.Tensor, conv: nn.Conv2d, out_hw: tuple[int, int]) -> None:
-        """Add one batch of codes q (T * B, C, H, W) entering ``conv``."""
+        """Add one batch of codes q (T * B, C, H, W) entering ``conv``; no host synchronisation."""
         c = self.config
         self.neurons = q[0].numel()
         self.images += q.shape[0] // c.T
-        self.code_sum += float(q.sum(dtype=torch.float64))
         counts = spike_counts(q, c)
-        self.spikes += float(counts.sum(dtype=torch.float64))
-        self.sops_codes += sops_from_counts(counts, conv)
+        self._add("code_sum", q.sum(dtype=torch.float64))
+        self._add("spikes", counts.sum(dtype=torch.float64))
+        self._add("sops_codes", sops_from_counts(counts, conv))
         self.macs_per_step = conv_macs(conv, out_hw)
-        hist = torch.bincount(q.flatten().long().cpu(), minlength=c.max_code + 1)
-        self.histogram = hist if self.histogram.numel() == 0 else self.histogram + hist
+        if self.histogram is None:
+            self.histogram = torch.zeros(c.max_code + 1, dtype=torch.long, device=q.device)
+        codes = q.flatten().long()  # a fixed-size scatter: no data-dependent output size, no synchronisation
+        self.histogram.scatter_add_(0, codes, torch.ones((), dtype=torch.long, device=q.device).expand_as(codes))
 
     def update_plane(self, b: torch.Tensor, conv: nn.Conv2d) -> None:
         """Add the SOPs of binary planes b (any number of planes folded into the batch) as they reach ``conv``."""
-        self.sops_planes += sops_from_counts(b, conv)
+        self._add("sops_planes", sops_from_counts(b, conv))
 
     def row(self) -> dict:
         """The report row (per-image averages)."""
         c, n = self.config, max(self.images, 1)
         per_image = max(self.neurons, 1) * n
-        seen = self.histogram.nonzero().flatten()
+        total = {k: float(v) for k, v in self.sums.items()}
+        histogram = torch.zeros(c.max_code + 1, dtype=torch.long) if self.histogram is None else self.histogram.cpu()
+        seen = histogram.nonzero().flatten()
         return {
             "name": self.name,
             "kind": "spiking",
             "neurons": self.neurons,
-            "mean_code": self.code_sum / (per_image * c.T),
-            "firing_rate": self.spikes / (per_image * c.T * c.virtual_steps),
-            "spikes_per_neuron": self.spikes / per_image,
-            "nonzero_share": 1 - int(self.histogram[0]) / max(int(self.histogram.sum()), 1) if seen.numel() else 0.0,
+            "mean_code": total.get("code_sum", 0.0) / (per_image * c.T),
+            "firing_rate": total.get("spikes", 0.0) / (per_image * c.T * c.virtual_steps),
+            "spikes_per_neuron": total.get("spikes", 0.0) / per_image,
+            "nonzero_share": 1 - int(histogram[0]) / max(int(histogram.sum()), 1) if seen.numel() else 0.0,
             "max_code_seen": int(seen[-1]) if seen.numel() else 0,
             "levels_used": seen.numel(),
             "levels_possible": c.max_code + 1,
             "level_utilisation": seen.numel() / (c.max_code + 1),
-            "sops": self.sops_planes / n,
-            "sops_from_codes": self.sops_codes / n,
+            "sops": total.get("sops_planes", 0.0) / n,
+            "sops_from_codes": total.get("sops_codes", 0.0) / n,
             "macs": self.macs_per_step * c.T,
             "macs_per_step": self.macs_per_step,
         }

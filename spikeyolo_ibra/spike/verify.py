@@ -73,6 +73,7 @@ def run_pair(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run both models on x, fold the differences into ``eq``; return spike mode's outputs and detections."""
     stored: dict[str, torch.Tensor] = {}
+    flips: list[torch.Tensor] = []  # per layer, on the device: read back once per call
 
     def keep(name: str, m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         stored[name] = m.neuron.codes(args[0]).to(torch.int16)
@@ -80,7 +81,7 @@ def run_pair(
     def check(name: str, m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         q = m.neuron.codes(args[0]).to(torch.int16)
         eq.codes += q.numel()
-        eq.code_flips += int((q != stored.pop(name)).sum())
+        flips.append((q != stored.pop(name)).sum())
 
     hooks = [m.register_forward_pre_hook(partial(keep, n)) for n, m in _neuron_pairs(integer_model)]
     hooks += [m.register_forward_pre_hook(partial(check, n)) for n, m in _neuron_pairs(spike_model)]
@@ -90,6 +91,7 @@ def run_pair(
     finally:
         for h in hooks:
             h.remove()
+    eq.code_flips += int(torch.stack(flips).sum()) if flips else 0
     eq.images += x.shape[0]
     eq.max_abs_diff = max(eq.max_abs_diff, float((y_int - y_spk).abs().max()))
     det_spk = detect(y_spk, conf, iou)
