@@ -21,6 +21,11 @@ class SpikeDetect(Detect):
     (DFL, box decoding, the loss, the validator, NMS) is stock Ultralytics.
     """
 
+    #: Ultralytics' parser sets ``Detect.legacy`` for the whole process from the last YAML it read; ``Detect.__init__``
+    #: then builds (and we replace) different branches, drawing different random numbers. Pinned to the class default,
+    #: a seed builds the same spiking head as in a fresh process, whatever was parsed before.
+    legacy = False
+
     def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: tuple[int, ...] = ()) -> None:
         """Same arguments as ``Detect``: classes, DFL bins, end-to-end flag, input channels per level."""
         super().__init__(nc, reg_max, end2end, ch)

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from conftest import CFG
+from conftest import CFG, REPO
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
@@ -141,3 +141,17 @@ def test_register_is_idempotent():
     parse = tasks.parse_model
     spikeyolo_ibra.register()
     assert tasks.parse_model is parse
+
+
+def test_head_init_does_not_depend_on_what_was_parsed_before():
+    """Ultralytics' parser sets Detect.legacy process-wide; a seed must still build the same spiking head."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    def head_weights() -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = DetectionModel(yaml_model_load(str(REPO / "tests" / "fixtures" / "tiny-spikeyolo.yaml")), verbose=False)
+        return [p.detach().clone() for p in model.model[-1].parameters()]
+
+    first = head_weights()
+    DetectionModel(yaml_model_load("yolov8n.yaml"), verbose=False)  # sets Detect.legacy = True
+    assert all(torch.equal(a, b) for a, b in zip(first, head_weights(), strict=True))
