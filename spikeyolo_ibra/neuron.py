@@ -7,7 +7,9 @@ One logical timestep t of a layer of neurons, with membrane u, input x, leak bet
     s[t] = q[t] / N                                 value passed on to the next synapse, in [0, Q / N]
 
 N is the *range-alignment scale*: without it (N = 1) batch-normalised membranes of order 1..5 only reach codes 0..5,
-with it they spread over the whole code range. Rounding is ``torch.round`` (half to even) in every path.
+with it they spread over the whole code range. Rounding is ``torch.round`` (half to even) in every path, computed in
+float32 at least (:func:`_scaled_code`): under autocast a float16 membrane arrives with 11 significant bits, and
+N * u near 511 rounded in float16 would move codes by up to half a level.
 
 Gradient: straight-through on the window, ds/du = 1 where 0 <= N*u <= Q, else 0. The reset ``s[t-1]`` is detached
 from autograd when ``detach_reset`` is set (SpikeYOLO's choice).
@@ -131,9 +133,25 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _scaled_code(u: torch.Tensor, scale: float, max_code: int, window: bool) -> tuple[torch.Tensor, Any]:
+    """The one place the code is computed: q = round(clip(N * u, 0, Q)) as a new tensor, in float32 at least.
+
+    A float16/bfloat16 membrane (autocast, ``half()``) is widened first: in float16, N * u near 511 has a spacing of
+    0.25-0.5 levels, so rounding there would move codes; widened, q is exact for the membrane as it arrives.
+    ``window`` also returns the straight-through mask 0 <= N*u <= Q (else None): the clamp leaves exactly those
+    elements unchanged (NaN compares unequal, so it gets no gradient either). Passes: mul, clamp, round (+ eq).
+    """
+    nu = u.to(torch.promote_types(u.dtype, torch.float32)) * scale
+    if not window:
+        return nu.clamp_(0, max_code).round_(), None
+    clipped = torch.clamp(nu, 0, max_code)
+    window_mask = clipped == nu  # before rounding in place
+    return clipped.round_(), window_mask
+
+
 def quantize(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
-    """Integer code q = round(clip(N * u, 0, Q)), as a float tensor of whole numbers (no gradient)."""
-    return torch.round(torch.clamp(u * scale, 0, max_code))
+    """Integer code q = round(clip(N * u, 0, Q)), whole numbers in float32 at least (bfloat16 cannot hold 511)."""
+    return _scaled_code(u, scale, max_code, window=False)[0]
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -141,13 +159,9 @@ class _StraightThrough(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:  # noqa: D102
-        # Five elementwise passes (mul, clamp, eq, round_, div_) and one bool tensor: the clamp leaves exactly the
-        # elements of the window 0 <= N*u <= Q unchanged (NaN compares unequal, so it gets no gradient either).
-        nu = u * scale
-        clipped = torch.clamp(nu, 0, max_code)
-        ctx.save_for_backward(clipped == nu)
-        del nu
-        return clipped.round_().div_(scale)
+        q, window = _scaled_code(u, scale, max_code, window=True)
+        ctx.save_for_backward(window)
+        return q.div_(scale).to(u.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
@@ -156,12 +170,13 @@ class _StraightThrough(torch.autograd.Function):
 
 
 def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
-    """Emitted value s = round(clip(N * u, 0, Q)) / N with a straight-through gradient.
+    """Emitted value s = round(clip(N * u, 0, Q)) / N in u's dtype, with a straight-through gradient.
 
-    Without autograd (inference, ``torch.no_grad``) the window mask is not computed: four passes on one new tensor.
+    Without autograd (inference, ``torch.no_grad``) the window mask is not computed: four passes on one new tensor
+    (a float16 membrane adds the widening and the cast back).
     """
     if not (u.requires_grad and torch.is_grad_enabled()):
-        return (u * scale).clamp_(0, max_code).round_().div_(scale)
+        return _scaled_code(u, scale, max_code, window=False)[0].div_(scale).to(u.dtype)
     return _StraightThrough.apply(u, scale, max_code)
 
 
@@ -197,7 +212,7 @@ class IBLIF(nn.Module):
 
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer codes q (whole numbers in a float tensor), the quantity spike inference expands into planes."""
+        """Integer codes q (whole numbers, float32 or wider), the quantity spike inference expands into planes."""
         c = self.config
         if c.T == 1:
             return quantize(x, c.scale, c.max_code)
@@ -206,8 +221,9 @@ class IBLIF(nn.Module):
     def _run(self, x: torch.Tensor, codes: bool) -> torch.Tensor:
         """Membrane dynamics over T logical steps: u = beta * (u - s) + x[t], s = q / N; returns s or q."""
         c = self.config
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))  # the membrane integrates in float32 at least
         out, u, s = [], None, None
-        for xt in x.reshape(c.T, -1, *x.shape[1:]):
+        for xt in wide.reshape(c.T, -1, *x.shape[1:]):
             if u is None:
                 u = xt
             else:
@@ -219,7 +235,8 @@ class IBLIF(nn.Module):
             else:
                 s = fire(u, c.scale, c.max_code)
                 out.append(s)
-        return torch.stack(out).reshape(x.shape)
+        out = torch.stack(out).reshape(x.shape)
+        return out if codes else out.to(x.dtype)
 
 
 # --- the neuron settings of the model being built -------------------------------------------------------------------
