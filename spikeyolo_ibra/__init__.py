@@ -4,10 +4,11 @@ Importing the package registers its blocks with Ultralytics (idempotent); the in
 stock ``yolo`` command.
 """
 
-from .neuron import IBLIF, NeuronConfig, NeuronConfigError
-from .plugin import register
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
+
+from .neuron import IBLIF, NeuronConfig, NeuronConfigError, set_timesteps  # noqa: E402
+from .plugin import register  # noqa: E402
 
 register()
 
-__version__ = "0.1.0"
-__all__ = ("IBLIF", "NeuronConfig", "NeuronConfigError", "__version__", "register")
+__all__ = ("IBLIF", "NeuronConfig", "NeuronConfigError", "__version__", "register", "set_timesteps")

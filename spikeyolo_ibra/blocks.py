@@ -5,6 +5,11 @@ its BN, or a re-parameterisable chain of convs). That pairing is the unit spike 
 pooling, upsampling and concatenation act on membrane values (conv outputs), never on spikes.
 
 Tensors are (T * B, C, H, W), time outermost: the first layer repeats its output T times, the head averages it away.
+T is read from the neuron settings (:class:`~spikeyolo_ibra.neuron.NeuronConfig`) that every neuron, the encoding
+layer and the head share; :func:`~spikeyolo_ibra.neuron.set_timesteps` changes it for a whole model.
+
+Every class is declared once with :func:`~spikeyolo_ibra.registry.register`: its YAML role (``channels``: the YAML
+gives output channels first; ``part``: used inside blocks), its place in ``__all__`` and in the safe-load list.
 """
 
 from __future__ import annotations
@@ -14,22 +19,11 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.conv import autopad
 
-from .neuron import active_config, make_neuron
-
-__all__ = (
-    "RepConv3x3",
-    "SepRepConv",
-    "SpikeAllConvBlock",
-    "SpikeConv",
-    "SpikeConvBlock",
-    "SpikeDownsample",
-    "SpikeRepConv",
-    "SpikeSPPF",
-    "SpikeSepConv",
-    "SpikingSynapse",
-)
+from .neuron import active_config, make_neuron, migrate_timesteps
+from .registry import exported, register
 
 
+@register("part")
 class LinearChain(nn.Sequential):
     """A translation-invariant affine chain (zero pad, 1x1 / depthwise convs, BNs) that fuses into one k x k conv.
 
@@ -74,6 +68,7 @@ class LinearChain(nn.Sequential):
         return conv
 
 
+@register("part")
 class RepConv3x3(LinearChain):
     """SpikeYOLO's re-parameterisable mixer: 1x1 (c1->c1) -> BN -> depthwise 3x3 -> 1x1 (c1->c2) -> BN -> BN.
 
@@ -95,6 +90,7 @@ class RepConv3x3(LinearChain):
         )
 
 
+@register("part")
 class SepRepConv(LinearChain):
     """The last conv of the separable block: BN -> 1x1 (c1->c2) -> depthwise k x k -> BN."""
 
@@ -111,6 +107,7 @@ class SepRepConv(LinearChain):
         )
 
 
+@register("part")
 class SpikingSynapse(nn.Module):
     """A neuron and the synapse it drives: y = synapse(neuron(x)). The unit that spike inference unrolls."""
 
@@ -130,6 +127,7 @@ class SpikingSynapse(nn.Module):
             self.synapse = self.synapse.fused()
 
 
+@register("channels")
 class SpikeConv(SpikingSynapse):
     """Standard spiking conv: neuron -> conv -> BN (``bn=False``: neuron -> conv with bias, for the head outputs)."""
 
@@ -154,6 +152,7 @@ class SpikeConv(SpikingSynapse):
         return self.conv.in_channels
 
 
+@register("part")
 class SpikeRepConv(SpikingSynapse):
     """Neuron -> :class:`RepConv3x3`."""
 
@@ -162,6 +161,7 @@ class SpikeRepConv(SpikingSynapse):
         super().__init__(RepConv3x3(c1, c2))
 
 
+@register("channels")
 class SpikeDownsample(nn.Module):
     """Downsampling conv -> BN. The first layer takes the real-valued image (no neuron) and repeats it T times."""
 
@@ -169,8 +169,17 @@ class SpikeDownsample(nn.Module):
         """Channels in and out, kernel, stride, padding; ``first`` marks the image-encoding layer."""
         super().__init__()
         self.first = first
-        self.T = active_config().T
+        self.config = active_config()  # the model's neuron settings, shared: T lives there
         self.conv = Conv(c1, c2, k, s, p, act=False) if first else SpikeConv(c1, c2, k, s, p)
+
+    @property
+    def T(self) -> int:  # noqa: N802 (the symbol of the paper)
+        """Logical timesteps, from the shared neuron settings."""
+        return self.config.T
+
+    def __setstate__(self, state: dict) -> None:
+        """Load checkpoints of 0.1, which kept their own copy of T."""
+        super().__setstate__(migrate_timesteps(state))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode (first layer: the same frame at every logical timestep) or downsample spikes."""
@@ -178,6 +187,7 @@ class SpikeDownsample(nn.Module):
         return y.repeat(self.T, 1, 1, 1) if self.first and self.T > 1 else y
 
 
+@register("part")
 class SpikeSepConv(nn.Module):
     """Inverted separable conv on spikes: 1x1 expand -> depthwise k x k -> :class:`SepRepConv`, each after a neuron."""
 
@@ -199,6 +209,7 @@ def _same_width(name: str, c1: int, c2: int) -> None:
         raise ValueError(f"{name} keeps its width, but the YAML gives {c2} output channels after {c1}: set them equal.")
 
 
+@register("channels")
 class SpikeConvBlock(nn.Module):
     """SpikeYOLO's conv ("meta") block: x + sepconv(x), then x + RepConv(ratio * c -> c)(RepConv(c -> ratio * c)(x))."""
 
@@ -217,6 +228,7 @@ class SpikeConvBlock(nn.Module):
         return x + self.mix2(self.mix1(x))
 
 
+@register("channels")
 class SpikeAllConvBlock(nn.Module):
     """SpikeYOLO's all-conv block: x + sepconv(x), then x + conv3x3(ratio * c -> c)(conv3x3(c -> ratio * c)(x))."""
 
@@ -235,6 +247,7 @@ class SpikeAllConvBlock(nn.Module):
         return x + self.mix2(self.mix1(x))
 
 
+@register("channels")
 class SpikeSPPF(nn.Module):
     """Spiking SPPF: spiking 1x1 to c1 / 2, three k x k max-pools on membranes, concat, spiking 1x1 to c2."""
 
@@ -252,3 +265,6 @@ class SpikeSPPF(nn.Module):
         for _ in range(3):
             y.append(self.pool(y[-1]))
         return self.cv2(torch.cat(y, 1))
+
+
+__all__ = exported(__name__)

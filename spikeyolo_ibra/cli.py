@@ -1,12 +1,63 @@
-"""``spikeyolo``: the stock ``yolo`` command with spikeyolo_ibra registered first (for installs without the hook)."""
+"""``spikeyolo``: the stock ``yolo`` command with spikeyolo_ibra registered first, and plain errors.
+
+``spikeyolo train|val|predict|export ...`` takes exactly what ``yolo`` takes. It is for installs without the import
+hook, and it is where this package's own manners apply (the stock ``yolo`` command keeps Ultralytics' behaviour): a
+bad input that we can name (a damaged checkpoint, an impossible neuron setting, a YAML row that cannot be built, a
+missing file) ends with one sentence on stderr and exit status 2 instead of a traceback.
+"""
 
 from __future__ import annotations
 
+import pickle
+import sys
+from collections.abc import Callable
+from typing import Any
 
-def main() -> None:
-    """Register the plugin, then hand the command line to Ultralytics."""
+__all__ = ("CheckpointError", "main")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint)."""
+
+
+def _named_checkpoint_errors(load: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap Ultralytics' ``torch_safe_load``: a damaged file names itself instead of a bare zip or pickle error."""
+
+    def torch_safe_load(weight: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return load(weight, *args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except (OSError, RuntimeError, EOFError, TypeError, pickle.UnpicklingError) as e:  # TypeError: Ultralytics' own
+            root = e.__cause__ or e  # Ultralytics' own TypeError wraps the unpickling error
+            why = f"{type(root).__name__}: {str(root).splitlines()[0] if str(root) else ''}".rstrip(": ")
+            raise CheckpointError(
+                f"{weight} is not a loadable checkpoint: the file is truncated or corrupt ({why}). "
+                "Copy it again or re-save it from training."
+            ) from e
+
+    return torch_safe_load
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Register the plugin, then run Ultralytics' command line; our bad-input errors become one sentence, exit 2."""
     from ultralytics.cfg import entrypoint
+    from ultralytics.nn import tasks
 
-    import spikeyolo_ibra  # noqa: F401
+    import spikeyolo_ibra  # noqa: F401 (registers the plugin)
 
-    entrypoint()
+    from .device import DeviceError
+    from .neuron import NeuronConfigError
+    from .parser import ModelYAMLError
+
+    tasks.torch_safe_load = _named_checkpoint_errors(tasks.torch_safe_load)
+    try:
+        entrypoint(" ".join(["yolo", *argv]) if argv is not None else "")
+    except (CheckpointError, ModelYAMLError, NeuronConfigError, DeviceError, FileNotFoundError) as e:
+        print(f"spikeyolo: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

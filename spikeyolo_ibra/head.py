@@ -9,11 +9,11 @@ from torch import nn
 from ultralytics.nn.modules import Detect
 
 from .blocks import SpikeConv
-from .neuron import active_config
+from .neuron import active_config, migrate_timesteps
+from .registry import exported, register
 
-__all__ = ("SpikeDetect",)
 
-
+@register("detect")
 class SpikeDetect(Detect):
     """YOLOv8 decoupled head whose branches are spiking convs; outputs are averaged over the T logical timesteps.
 
@@ -29,7 +29,7 @@ class SpikeDetect(Detect):
     def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: tuple[int, ...] = ()) -> None:
         """Same arguments as ``Detect``: classes, DFL bins, end-to-end flag, input channels per level."""
         super().__init__(nc, reg_max, end2end, ch)
-        self.T = active_config().T
+        self.config = active_config()  # the model's neuron settings, shared: T lives there
         c2, c3 = max((16, ch[0] // 4, self.reg_max * 4)), max(ch[0], min(self.nc, 100))
         self.cv2 = nn.ModuleList(
             nn.Sequential(SpikeConv(x, c2, 3), SpikeConv(c2, c2, 3), SpikeConv(c2, 4 * self.reg_max, bn=False))
@@ -43,6 +43,15 @@ class SpikeDetect(Detect):
 
             self.one2one_cv2 = copy.deepcopy(self.cv2)
             self.one2one_cv3 = copy.deepcopy(self.cv3)
+
+    @property
+    def T(self) -> int:  # noqa: N802 (the symbol of the paper)
+        """Logical timesteps, from the shared neuron settings."""
+        return self.config.T
+
+    def __setstate__(self, state: dict) -> None:
+        """Load checkpoints of 0.1, which kept their own copy of T."""
+        super().__setstate__(migrate_timesteps(state))
 
     def _time_mean(self, x: torch.Tensor) -> torch.Tensor:
         """(T * B, ...) -> (B, ...), the mean over logical timesteps."""
@@ -71,3 +80,6 @@ class SpikeDetect(Detect):
             for a, b, s in zip(box_head, cls_head, self.stride, strict=True):
                 a[-1].synapse.bias.data[:] = 2.0
                 b[-1].synapse.bias.data[: self.nc] = math.log(5 / self.nc / (640 / s) ** 2)
+
+
+__all__ = exported(__name__)

@@ -23,6 +23,7 @@ SpikeYOLO's I-LIF is the same neuron with ``coding=unary, levels=4, scale=1``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -30,7 +31,18 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ("IBLIF", "NeuronConfig", "NeuronConfigError", "active_config", "make_neuron", "neuron_context", "quantize")
+from .registry import register
+
+__all__ = (
+    "IBLIF",
+    "NeuronConfig",
+    "NeuronConfigError",
+    "active_config",
+    "make_neuron",
+    "neuron_context",
+    "quantize",
+    "set_timesteps",
+)
 
 CODINGS = ("binary", "unary")
 TYPES = ("lif", "relu")
@@ -40,6 +52,7 @@ class NeuronConfigError(ValueError):
     """An impossible neuron setting in the model YAML's ``neuron:`` mapping."""
 
 
+@register("part")
 @dataclass(frozen=True)
 class NeuronConfig:
     """Neuron settings, read once from the model YAML's top-level ``neuron:`` mapping.
@@ -180,6 +193,7 @@ def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
     return _StraightThrough.apply(u, scale, max_code)
 
 
+@register("part")
 class IBLIF(nn.Module):
     """Integer Binary LIF neuron with range alignment, over T logical timesteps folded into the batch.
 
@@ -262,3 +276,31 @@ def make_neuron(config: NeuronConfig | None = None) -> nn.Module:
     """The neuron a block places before a synapse: IB-LIF, or ReLU for the ANN twin."""
     config = config or active_config()
     return IBLIF(config) if config.spiking else nn.ReLU()
+
+
+def set_timesteps(model: nn.Module, T: int) -> nn.Module:  # noqa: N803 (the symbol of the paper)
+    """Run ``model`` with T logical timesteps from now on; returns it.
+
+    T lives in the neuron settings that the neurons, the encoding layer and the head share. Each holder gets the same
+    settings with T replaced (one new object per old one, so what was shared stays shared), and ``model.yaml``'s
+    ``neuron:`` mapping is updated so a saved checkpoint says the same.
+    """
+    NeuronConfig(T=T)  # validates T with the usual one-sentence error
+    replaced: dict[int, NeuronConfig] = {}
+    for m in model.modules():
+        config = getattr(m, "config", None)
+        if isinstance(config, NeuronConfig):
+            m.config = replaced.setdefault(id(config), dataclasses.replace(config, T=T))
+    neuron = getattr(model, "yaml", {}).get("neuron") if isinstance(getattr(model, "yaml", None), dict) else None
+    if isinstance(neuron, dict):
+        neuron["T"] = T
+    return model
+
+
+def migrate_timesteps(state: dict) -> dict:
+    """Unpickling state of a module saved by 0.1, which held ``T`` itself: T moves into neuron settings."""
+    if "config" in state or "T" not in state:
+        return state
+    state = dict(state)
+    state["config"] = NeuronConfig(T=state.pop("T"))
+    return state

@@ -1,9 +1,24 @@
-"""The IB-LIF neuron against hand-computed tables."""
+"""The IB-LIF neuron against hand-computed tables, under autocast, and the one home of T."""
+
+import copy
+from pathlib import Path
 
 import pytest
 import torch
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
-from spikeyolo_ibra.neuron import IBLIF, NeuronConfig, NeuronConfigError, make_neuron, neuron_context, quantize
+from spikeyolo_ibra.neuron import (
+    IBLIF,
+    NeuronConfig,
+    NeuronConfigError,
+    make_neuron,
+    migrate_timesteps,
+    neuron_context,
+    quantize,
+    set_timesteps,
+)
+
+TINY = Path(__file__).resolve().parent / "fixtures" / "tiny-spikeyolo.yaml"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -101,3 +116,76 @@ def test_context_sets_the_neurons_built_inside():
     assert make_neuron().config.bits == 9
     with neuron_context(NeuronConfig(type="relu")):
         assert isinstance(make_neuron(), torch.nn.ReLU)
+
+
+# --- AMP: autocast hands the neuron float16/bfloat16 membranes ------------------------------------------------------
+def test_codes_under_autocast_equal_float32_codes():
+    """A bfloat16 membrane (what autocast produces) gets the codes float32 arithmetic gives that same membrane."""
+    torch.manual_seed(0)
+    u = (torch.randn(64, 257) * 2 + 2.5).to(torch.bfloat16)  # values that reach the top of the 9-bit range
+    config = NeuronConfig()  # K = 9, N = 100
+    expected = quantize(u.float(), config.scale, config.max_code)
+    neuron = IBLIF(config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        codes = neuron.codes(u)
+        s = neuron(u)
+    assert s.dtype == torch.bfloat16  # the emitted value keeps the input's dtype: a half-precision model keeps working
+    assert codes.dtype == torch.float32  # codes stay wide: bfloat16 holds integers only up to 256
+    assert torch.equal(codes, expected)
+    naive = torch.round(torch.clamp(u * config.scale, 0, config.max_code))  # the same arithmetic in bfloat16
+    assert not torch.equal(naive.float(), expected)  # what the widening is for
+
+
+def test_straight_through_gradient_under_autocast():
+    u = torch.tensor([-0.125, 0.0, 2.0, 5.0, 5.25], dtype=torch.bfloat16, requires_grad=True)  # exact in bf16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        IBLIF(NeuronConfig())(u).float().sum().backward()
+    assert u.grad.dtype == torch.bfloat16
+    assert u.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_membrane_over_timesteps_integrates_in_float32():
+    config = NeuronConfig(T=4, bits=9, scale=100.0, beta=0.25)
+    torch.manual_seed(0)
+    x = (torch.rand(4 * 3, 50) * 4).to(torch.bfloat16)
+    neuron = IBLIF(config)
+    assert torch.equal(neuron.codes(x), neuron.codes(x.float()))
+
+
+def test_model_trains_a_step_under_cpu_autocast():
+    model = DetectionModel(yaml_model_load(TINY), verbose=False)
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(2, 3, 64, 64))
+    loss = out["boxes"].float().abs().mean() + out["scores"].float().abs().mean()
+    loss.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# --- T lives in the shared neuron settings --------------------------------------------------------------------------
+def test_set_timesteps_changes_every_holder_and_the_yaml():
+    model = DetectionModel(yaml_model_load(TINY), verbose=False)  # T = 2
+    holders = [m for m in model.modules() if isinstance(getattr(m, "config", None), NeuronConfig)]
+    assert {id(m.config) for m in holders} == {id(model.model[0].config)}  # one shared object
+    set_timesteps(model, 3)
+    assert {m.config.T for m in holders} == {3} and model.model[0].T == model.model[-1].T == 3
+    assert len({id(m.config) for m in holders}) == 1 and model.yaml["neuron"]["T"] == 3
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        y = model.eval()(x)[0]
+    assert y.shape[0] == 2  # the head averaged the 3 logical steps away
+    with pytest.raises(NeuronConfigError, match="neuron.T=0 is invalid"):
+        set_timesteps(model, 0)
+
+
+def test_state_of_0_1_moves_t_into_the_settings():
+    state = {"first": True, "T": 4, "training": False}
+    migrated = migrate_timesteps(state)
+    assert "T" not in migrated and migrated["config"].T == 4 and state["T"] == 4
+    assert migrate_timesteps(migrated) is migrated
+
+
+def test_copies_share_settings_among_themselves():
+    model = DetectionModel(yaml_model_load(TINY), verbose=False)
+    clone = copy.deepcopy(model)
+    assert len({id(m.config) for m in clone.modules() if isinstance(getattr(m, "config", None), NeuronConfig)}) == 1

@@ -2,7 +2,8 @@
 
 Installed beside the package and started by ``spikeyolo_ibra.pth``. It costs nothing until ``ultralytics.nn.tasks``
 is imported; then it imports ``spikeyolo_ibra``, which registers the spiking blocks. So the stock ``yolo`` command,
-checkpoint loading and Ultralytics' multi-GPU subprocesses all know our models without an explicit import.
+checkpoint loading and Ultralytics' multi-GPU subprocesses all know our models without an explicit import. If that
+import fails for any reason, ``import ultralytics`` still succeeds and one warning line on stderr says why.
 """
 
 import importlib.machinery
@@ -27,8 +28,9 @@ class _RegisterAfterTasks:
             exec_module(module)
             try:
                 import spikeyolo_ibra  # noqa: F401
-            except ImportError as error:  # stock Ultralytics keeps working; our models say why they cannot load
-                print(f"WARNING spikeyolo_ibra not registered: {error}", file=sys.stderr)
+            except Exception as error:  # noqa: BLE001 (whatever breaks here, other projects' Ultralytics keeps working)
+                first = str(error).splitlines()[0] if str(error) else ""
+                print(f"WARNING spikeyolo_ibra not registered ({type(error).__name__}: {first})", file=sys.stderr)
 
         spec.loader.exec_module = exec_then_register
         return spec

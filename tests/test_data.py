@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from _offline_fixture import offline_font  # noqa: F401  (fixture)
 
 from spikeyolo_ibra.data import shapes
 from spikeyolo_ibra.data.shapes import MARKER, SHAPES_NAMES, build_shapes

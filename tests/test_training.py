@@ -15,7 +15,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import yaml
-from conftest import CFG, YOLO_BIN
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.utils import checks
@@ -24,6 +23,7 @@ from ultralytics.utils.torch_utils import TORCH_2_13, init_seeds
 
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig
 
+CFG = Path(__file__).resolve().parents[1] / "cfg"
 TINY_YAML = Path(__file__).resolve().parent / "fixtures" / "tiny-spikeyolo.yaml"
 
 
@@ -46,7 +46,8 @@ def _trainable(cfg: Path | str) -> torch.nn.Module:
 
 
 # --- resume ---------------------------------------------------------------------------------------------------------
-def test_interrupted_training_resumes_with_the_same_neuron(tiny_shapes: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_interrupted_training_resumes_with_the_same_neuron(yolo_bin: str, tiny_shapes: Path, tmp_path: Path) -> None:
     def interrupt(trainer: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C right after epoch 1 of 2 wrote last.pt
 
@@ -58,7 +59,7 @@ def test_interrupted_training_resumes_with_the_same_neuron(tiny_shapes: Path, tm
     last = tmp_path / "run" / "weights" / "last.pt"
     assert torch.load(last, weights_only=False)["epoch"] == 0
 
-    proc = subprocess.run([YOLO_BIN, "train", "resume", f"model={last}"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([yolo_bin, "train", "resume", f"model={last}"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"Resuming training {last} from epoch 2 to 2 total epochs" in proc.stdout + proc.stderr
     written = yaml.safe_load(TINY_YAML.read_text())["neuron"]
@@ -68,6 +69,7 @@ def test_interrupted_training_resumes_with_the_same_neuron(tiny_shapes: Path, tm
 
 
 # --- multi-GPU path -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ddp_entry_file_builds_our_model(tiny_shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file Ultralytics writes for each DDP worker, run in a fresh interpreter up to the model build."""
     from ultralytics.models.yolo.detect import DetectionTrainer
@@ -128,6 +130,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_ddp_step_keeps_ranks_consistent(tmp_path: Path) -> None:
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
     rank1 = json.loads((tmp_path / "rank1.json").read_text())

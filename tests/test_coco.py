@@ -1,6 +1,5 @@
 """pycocotools evaluation: exact metrics on hand-made boxes, category ids, the on_val_end callback end to end."""
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -8,10 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from _offline_fixture import offline_font  # noqa: F401  (fixture)
 
 from spikeyolo_ibra.coco import annotations_for, evaluate, on_val_end
-from spikeyolo_ibra.plugin import disable_faster_coco_eval_install
 
 A, B = [10.0, 10.0, 100.0, 100.0], [50.0, 40.0, 100.0, 100.0]
 HALF = 51 / 101  # AP when half the objects are found first: 101-point precision is 1 up to recall 0.50, then 0
@@ -131,27 +128,6 @@ def test_on_val_end_with_a_fake_validator(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "coco_metrics.json").read_text()) == v.metrics.coco
     assert json.dumps(jdict) == frozen  # what Ultralytics writes to predictions.json afterwards is untouched
     assert annotations_for(_validator(tmp_path, tmp_path / "nowhere", jdict)) is None
-
-
-def test_disable_faster_coco_eval_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ultralytics.models.yolo.detect import val as detect_val
-    from ultralytics.models.yolo.segment import val as segment_val
-    from ultralytics.utils import checks
-
-    for module in detect_val, segment_val:
-        monkeypatch.setattr(module, "check_requirements", module.check_requirements)  # undone after the test
-    monkeypatch.setattr(checks, "ONLINE", True)
-    monkeypatch.setattr(checks, "AUTOINSTALL", True)
-    monkeypatch.setattr(checks.subprocess, "check_output", pytest.fail)  # any pip/uv call fails the test
-
-    disable_faster_coco_eval_install()
-    wrapped = detect_val.check_requirements
-    disable_faster_coco_eval_install()
-    assert detect_val.check_requirements is wrapped  # idempotent
-    installed = importlib.util.find_spec("faster_coco_eval") is not None
-    for module in detect_val, segment_val:
-        assert module.check_requirements("faster-coco-eval>=1.6.7") is installed
-        assert module.check_requirements("numpy") is True
 
 
 @pytest.mark.usefixtures("offline_font")
