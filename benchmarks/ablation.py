@@ -3,7 +3,7 @@
     YOLO_OFFLINE=1 python benchmarks/ablation.py --imgsz 128 --out bench/ablation.json
 
 For each neuron setting, scale n of ``cfg/ibra-spikeyolo.yaml`` is rebuilt with that ``neuron:`` mapping, given random
-weights (seed 0) with BatchNorm statistics calibrated on bus.jpg and zidane.jpg (see benchmarks/energy.py), fused and
+weights (seed 0) with BatchNorm statistics calibrated on bus.jpg and zidane.jpg (benchmarks/_common.py), fused and
 run spike-driven (:func:`spikeyolo_ibra.spike.to_spike_driven`, sequential accumulation, float32) on the same two
 images under :class:`spikeyolo_ibra.spike.Monitor`. Reported per setting: virtual steps, level utilisation (distinct
 codes seen / (Q + 1), mean over spike-fed layers), spikes per neuron, firing rate per virtual step, SOPs and energy
@@ -27,11 +27,12 @@ import time
 from pathlib import Path
 
 import torch
-from energy import calibrated_model, firing_summary, letterboxed, model_yaml, run_record
+from _common import calibrated_model, letterboxed, model_yaml, run_record
 
 from spikeyolo_ibra.energy import COSTS, energy_totals
 from spikeyolo_ibra.neuron import NeuronConfig
 from spikeyolo_ibra.spike import Monitor, to_spike_driven
+from spikeyolo_ibra.spike.stats import firing_summary
 
 PAPER_D = 5.11
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from energy import firing_summary, run_record
+from _common import run_record
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "cfg" / "train" / "shapes-cpu.yaml"
@@ -67,6 +67,7 @@ def spiking_statistics(weights: Path, imgsz: int) -> dict[str, Any]:
     from spikeyolo_ibra.neuron import NeuronConfig
     from spikeyolo_ibra.spike import spike_infer
     from spikeyolo_ibra.spike.errors import SpikeInferError
+    from spikeyolo_ibra.spike.stats import firing_summary
 
     source = Path(check_det_dataset(str(DATA))["path"]) / "images" / "val" / "00000000060*.jpg"
     try:

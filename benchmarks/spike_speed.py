@@ -1,13 +1,15 @@
 """Wall time and peak memory of spike mode against integer mode, and the float32 equivalence numbers.
 
     YOLO_OFFLINE=1 python benchmarks/spike_speed.py [--imgsz 640] [--repeats 3]
-    YOLO_OFFLINE=1 python benchmarks/spike_speed.py --device 0 --batch 16 --skip-float32   # GPU throughput
+    YOLO_OFFLINE=1 python benchmarks/spike_speed.py --device 0 --batch 8 --skip-float32   # GPU throughput
 
-Scale n of cfg/ibra-spikeyolo.yaml (BN calibrated on bus.jpg so that it fires, then fused), bus.jpg letterboxed to
-imgsz and repeated ``batch`` times. Each mode runs in a fresh process on a saved fused checkpoint; peak memory is the
-rise of the process high-water mark (CPU: VmHWM, reset through /proc/self/clear_refs; CUDA: max_memory_allocated) over
-the forward passes; wall time is the median of ``repeats`` passes after one warm-up (time.perf_counter, synchronised on
-CUDA), images per second = batch / that.
+Scale n of cfg/ibra-spikeyolo.yaml (random weights, seed 0, BN calibrated on bus.jpg and zidane.jpg so that it fires:
+``_common.calibrated_model``, as every benchmark here), bus.jpg letterboxed to imgsz and repeated ``batch`` times.
+Integer mode is the model as ``yolo val`` runs it (``fuse()``); spike mode is the spike runtime's merged graph. Each
+mode runs in a fresh process on a saved checkpoint; peak memory is the rise of the process high-water mark (CPU:
+VmHWM, reset through /proc/self/clear_refs; CUDA: max_memory_allocated) over the forward passes; wall time is the
+median of ``repeats`` passes after one warm-up (time.perf_counter, synchronised on CUDA), images per second = batch /
+that. Float32 runs use IEEE float32 on CUDA (no TF32), as spike-infer does.
 """
 
 from __future__ import annotations
@@ -22,18 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
-from ultralytics import YOLO
-from ultralytics.data.augment import LetterBox
-from ultralytics.nn.tasks import DetectionModel
-from ultralytics.utils import ASSETS
+from _common import calibrated_model, letterboxed, model_yaml, reset_high_water_mark, status_kib
 
+from spikeyolo_ibra.device import no_tf32, resolve_device
 from spikeyolo_ibra.neuron import IBLIF
 from spikeyolo_ibra.spike import Equivalence, run_pair, to_spike_driven
 
-REPO = Path(__file__).resolve().parents[1]
 MODES = {  # name: (model dtype, spike mode?, accumulate, accumulator dtype)
     "integer": ("float32", False, None, None),
     "spike batched": ("float32", True, "batched", None),
@@ -42,45 +39,21 @@ MODES = {  # name: (model dtype, spike mode?, accumulate, accumulator dtype)
 }
 
 
-def bus(imgsz: int) -> torch.Tensor:
-    im = LetterBox(imgsz, auto=False)(image=cv2.imread(str(ASSETS / "bus.jpg")))[..., ::-1].transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(im)).float().unsqueeze(0) / 255
-
-
-def calibrated_model(imgsz: int) -> DetectionModel:
-    torch.manual_seed(0)
-    model = DetectionModel(copy.deepcopy(YOLO(str(REPO / "cfg" / "ibra-spikeyolo.yaml")).model.yaml), verbose=False)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(bus(imgsz))
-    return model.eval().fuse(verbose=False)
-
-
-def _status_kib(key: str) -> int:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key + ":"))
-    return int(line.split()[1])
-
-
 def worker(ckpt: str, mode: str, imgsz: int, repeats: int, device: str = "cpu", batch: int = 1) -> dict:
     dtype, spiking, accumulate, accumulator = MODES[mode]
-    dev = torch.device(f"cuda:{device}" if device.isdigit() else device)
+    dev = resolve_device(device)
     cuda = dev.type == "cuda"
     model = torch.load(ckpt, weights_only=False)["model"].to(dev, getattr(torch, dtype))
     if spiking:
         model = to_spike_driven(model, accumulate, accumulator)
-    x = bus(imgsz).repeat(batch, 1, 1, 1).to(dev, getattr(torch, dtype))
+    x = letterboxed(imgsz, ("bus.jpg",)).repeat(batch, 1, 1, 1).to(dev, getattr(torch, dtype))
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev) / 1024
     else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
-        base = _status_kib("VmRSS")
+        base = reset_high_water_mark()
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), no_tf32():
         for _ in range(repeats + 1):
             if cuda:
                 torch.cuda.synchronize(dev)
@@ -89,14 +62,15 @@ def worker(ckpt: str, mode: str, imgsz: int, repeats: int, device: str = "cpu", 
             if cuda:
                 torch.cuda.synchronize(dev)
             times.append(time.perf_counter() - t)
-    peak = (torch.cuda.max_memory_allocated(dev) / 1024 if cuda else _status_kib("VmHWM")) - base
+    peak = (torch.cuda.max_memory_allocated(dev) / 1024 if cuda else status_kib("VmHWM")) - base
     seconds = statistics.median(times[1:])
     return {"mode": mode, "seconds": seconds, "images_per_s": batch / seconds, "peak_MiB": peak / 1024}
 
 
-def float32_story(model: DetectionModel, imgsz: int) -> dict:
+def float32_story(model: torch.nn.Module, imgsz: int, device: torch.device) -> dict:
     """Code flips and head differences of float32 runs against the float64 integer model (the exact answer)."""
-    x = bus(imgsz)
+    model = copy.deepcopy(model).to(device)
+    x = letterboxed(imgsz, ("bus.jpg",)).to(device)
     ref = copy.deepcopy(model).double()
     out = {}
     for name, candidate in (
@@ -131,7 +105,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(*args.worker, args.imgsz, args.repeats, args.device, args.batch)))
         return
-    model = calibrated_model(args.imgsz)
+    model = calibrated_model(model_yaml("n"), args.imgsz)
     bits = next(m.config.virtual_steps for m in model.modules() if isinstance(m, IBLIF))
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = str(Path(tmp) / "fused.pt")
@@ -143,8 +117,8 @@ def main() -> None:
             cmd += ["--device", args.device, "--batch", str(args.batch)]
             rows.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
     base = rows[0]["seconds"]
-    cuda = args.device.isdigit()
-    where = torch.cuda.get_device_name(int(args.device)) if cuda else f"{torch.get_num_threads()} threads"
+    device = resolve_device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(f"scale n, imgsz {args.imgsz}, batch {args.batch}, bus.jpg, K = {bits}, {where}")
     for r in rows:
         ratio = r["seconds"] / base
@@ -153,7 +127,8 @@ def main() -> None:
             f"({ratio / bits:4.2f} K)  peak +{r['peak_MiB']:7.0f} MiB"
         )
     if not args.skip_float32:
-        print(json.dumps(float32_story(model, args.imgsz), indent=1))
+        with no_tf32():  # IEEE float32 on CUDA, as spike-infer runs it
+            print(json.dumps(float32_story(model, args.imgsz, device), indent=1))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from ..energy import conv_macs, sops_from_counts
 from ..neuron import NeuronConfig
 from .encoding import spike_counts
 
-__all__ = ("EncoderStats", "LayerStats")
+__all__ = ("EncoderStats", "LayerStats", "firing_summary")
 
 
 @dataclass
@@ -105,3 +105,27 @@ class LayerStats:
             "macs": self.macs_per_step * c.T,
             "macs_per_step": self.macs_per_step,
         }
+
+
+def firing_summary(rows: list[dict], config: NeuronConfig) -> dict:
+    """Whole-network totals of a report's spike-fed rows: neurons, spikes, spikes per neuron, firing rate, level use.
+
+    Per-layer means are weighted by the layer's neurons (code, non-zero share); level utilisation is the plain mean
+    over layers; ``silent_layers`` counts layers that sent no spike.
+    """
+    spiking = [r for r in rows if r["kind"] == "spiking"]
+    neurons = sum(r["neurons"] for r in spiking)
+    spikes = sum(r["spikes_per_neuron"] * r["neurons"] for r in spiking)
+    slots = neurons * config.T * config.virtual_steps
+    return {
+        "virtual_steps": config.virtual_steps,
+        "layers": len(spiking),
+        "neurons": neurons,
+        "spikes": spikes,
+        "spikes_per_neuron": spikes / neurons if neurons else 0.0,
+        "firing_rate_per_virtual_step": spikes / slots if slots else 0.0,
+        "mean_code": sum(r["mean_code"] * r["neurons"] for r in spiking) / neurons if neurons else 0.0,
+        "nonzero_share": sum(r["nonzero_share"] * r["neurons"] for r in spiking) / neurons if neurons else 0.0,
+        "level_utilisation_mean": sum(r["level_utilisation"] for r in spiking) / len(spiking) if spiking else 0.0,
+        "silent_layers": sum(r["spikes_per_neuron"] == 0 for r in spiking),
+    }

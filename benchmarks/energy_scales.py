@@ -1,15 +1,15 @@
 """SNN against ANN-twin (and int8 quantized-ANN) energy per scale, from the spike-driven runtime's report.
 
-    YOLO_OFFLINE=1 python benchmarks/energy.py --scales n s --imgsz 640 \
+    YOLO_OFFLINE=1 python benchmarks/energy_scales.py --scales n s --imgsz 640 \
         --trained n=/tmp/e2e/runs/full128/weights/best.pt --out bench/energy.json
-    YOLO_OFFLINE=1 python benchmarks/energy.py --scales n s m l --imgsz 64 \
+    YOLO_OFFLINE=1 python benchmarks/energy_scales.py --scales n s m l --imgsz 64 \
         --source 'DATASETS/shapes/images/val/00000000060*.jpg' \
         --trained n=bench/accuracy/runs/ibra-spikeyolo-s0/weights/best.pt --out bench/energy-val.json
 
 For every scale of ``cfg/ibra-spikeyolo.yaml`` the weights are either
 
 - ``bn-calibrated``: random weights (seed 0) whose BatchNorm statistics are re-estimated on bus.jpg and zidane.jpg
-  (cumulative average, as tests/test_spike_inference.py does) so that the network fires, then fused; or
+  (cumulative average, as the tests do) so that the network fires, then fused; or
 - ``trained``: a checkpoint given with ``--trained SCALE=PATH`` (an ibra-spikeyolo ``best.pt``).
 
 Each weight set runs through :func:`spikeyolo_ibra.spike.spike_infer` (spike-driven, float32, sequential accumulation)
@@ -23,85 +23,22 @@ the weights: random or briefly trained weights do not give the paper's figure (6
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
-import ultralytics
-from ultralytics import YOLO
-from ultralytics.data.augment import LetterBox
-from ultralytics.nn.tasks import DetectionModel
+from _common import IMAGES, calibrated_model, model_yaml, run_record
 from ultralytics.utils import ASSETS
-from ultralytics.utils.torch_utils import get_cpu_info
 
-import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
 from spikeyolo_ibra.energy import COSTS, totals_from_counts
 from spikeyolo_ibra.neuron import NeuronConfig
-from spikeyolo_ibra.spike import calibrate_bn, spike_infer
+from spikeyolo_ibra.spike import spike_infer
+from spikeyolo_ibra.spike.stats import firing_summary
 
-REPO = Path(__file__).resolve().parents[1]
-IMAGES = ("bus.jpg", "zidane.jpg")
 PAPER_RATIO = 6.3
-
-
-def letterboxed(imgsz: int, names: tuple[str, ...] = IMAGES) -> torch.Tensor:
-    """The images letterboxed to imgsz x imgsz as spike_infer sees them, RGB (B, 3, H, W) in [0, 1]."""
-    box = LetterBox(imgsz, auto=False, stride=32)
-    ims = [box(image=cv2.imread(str(ASSETS / n)))[..., ::-1].transpose(2, 0, 1) for n in names]
-    return torch.from_numpy(np.ascontiguousarray(np.stack(ims))).float() / 255
-
-
-def run_record() -> dict:
-    """The command, date, machine and versions that go beside every number."""
-    return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{get_cpu_info()}, {os.cpu_count()} cores"
-        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
-    }
-
-
-def calibrated_model(cfg: dict, imgsz: int, seed: int = 0) -> DetectionModel:
-    """Random weights (seeded) with BN statistics estimated on bus.jpg and zidane.jpg, fused, eval, float32."""
-    torch.manual_seed(seed)
-    model = DetectionModel(copy.deepcopy(cfg), verbose=False)
-    return calibrate_bn(model, letterboxed(imgsz)).fuse(verbose=False)
-
-
-def model_yaml(scale: str) -> dict:
-    """The parsed YAML of cfg/ibra-spikeyolo-<scale>.yaml (scale suffix picks the width/depth)."""
-    return YOLO(str(REPO / "cfg" / f"ibra-spikeyolo-{scale}.yaml")).model.yaml
-
-
-def firing_summary(rows: list[dict], config: NeuronConfig) -> dict:
-    """Totals over spike-fed layers: neurons, spikes, spikes per neuron, firing rate, mean level utilisation."""
-    spiking = [r for r in rows if r["kind"] == "spiking"]
-    neurons = sum(r["neurons"] for r in spiking)
-    spikes = sum(r["spikes_per_neuron"] * r["neurons"] for r in spiking)
-    slots = neurons * config.T * config.virtual_steps
-    return {
-        "virtual_steps": config.virtual_steps,
-        "layers": len(spiking),
-        "neurons": neurons,
-        "spikes": spikes,
-        "spikes_per_neuron": spikes / neurons if neurons else 0.0,
-        "firing_rate_per_virtual_step": spikes / slots if slots else 0.0,
-        "mean_code": sum(r["mean_code"] * r["neurons"] for r in spiking) / neurons if neurons else 0.0,
-        "nonzero_share": sum(r["nonzero_share"] * r["neurons"] for r in spiking) / neurons if neurons else 0.0,
-        "level_utilisation_mean": sum(r["level_utilisation"] for r in spiking) / len(spiking) if spiking else 0.0,
-        "silent_layers": sum(r["spikes_per_neuron"] == 0 for r in spiking),
-    }
 
 
 def run(checkpoint: Path, imgsz: int, energy: str, work: Path, sources: list[str]) -> dict:
@@ -155,7 +92,7 @@ def reprice(node: Any) -> Any:
 
 
 def table(record: dict) -> str:
-    """Markdown: one row per (scale, weights, image) of an energy.py record, counts in G, energy in mJ per image."""
+    """Markdown: a row per (scale, weights, image) of an energy_scales.py record; counts in G, energy in mJ/image."""
     lines = [
         "| scale | weights | image | spikes / neuron | firing rate / virtual step | nonzero codes | encoder GMACs | "
         "GSOPs | ANN GMACs | E_SNN mJ | E_ANN mJ | **ANN / SNN** | E_QANN int8 mJ | E_SNN int8 mJ | "
