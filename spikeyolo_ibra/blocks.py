@@ -23,13 +23,62 @@ from .neuron import active_config, make_neuron, migrate_timesteps
 from .registry import exported, register
 
 
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BN as y = s * x + t per channel, in float64."""
+    s = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    return s, bn.bias.double() - bn.running_mean.double() * s
+
+
+def _compose(layers: list[nn.Module], c1: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel K (c_out, c1, h, w) and bias b of a chain of BNs and 1x1 / depthwise convs (biases allowed), in float64.
+
+    Starting from the identity: a 1x1 conv W (bias c) gives K <- W K, b <- W b + c; a BN (s, t) gives K <- s K,
+    b <- s b + t; a depthwise kernel D gives K[o] <- K[o] (full convolution) D[o], b <- b * sum(D[o]) + c. Zero padding
+    (the chain's, or a conv's own) is not composed: the result is applied with padding h // 2.
+    """
+    f64 = {"dtype": torch.float64, "device": like.device}  # compose where the weights live (CUDA, meta, ...)
+    kernel = torch.eye(c1, **f64).view(c1, c1, 1, 1)
+    bias = torch.zeros(c1, **f64)
+    for layer in layers:
+        if isinstance(layer, nn.ZeroPad2d):
+            continue
+        if isinstance(layer, nn.BatchNorm2d):
+            s, t = _bn_affine(layer)
+            kernel, bias = kernel * s.view(-1, 1, 1, 1), bias * s + t
+            continue
+        if layer.groups == 1:  # 1x1 conv
+            w = layer.weight.double()[:, :, 0, 0]
+            kernel, bias = torch.einsum("om,mihw->oihw", w, kernel), w @ bias
+        else:  # depthwise conv: full 2-D convolution of each output channel's kernel with its depthwise kernel
+            d = layer.weight.double()[:, 0]
+            kh, kw = d.shape[-2:]
+            out = kernel.new_zeros(*kernel.shape[:2], kernel.shape[2] + kh - 1, kernel.shape[3] + kw - 1)
+            for u in range(kh):
+                for v in range(kw):
+                    out[:, :, u : u + kernel.shape[2], v : v + kernel.shape[3]] += kernel * d[:, u, v].view(-1, 1, 1, 1)
+            kernel, bias = out, bias * d.sum((1, 2))
+        if layer.bias is not None:
+            bias = bias + layer.bias.double()
+    return kernel, bias
+
+
+def _conv(weight: torch.Tensor, bias: torch.Tensor | None, groups: int, like: torch.Tensor) -> nn.Conv2d:
+    """An ``nn.Conv2d`` holding ``weight`` (and ``bias``), stride 1, padding kernel // 2, in ``like``'s dtype/device."""
+    c_out, c_in_per_group, kh, _ = weight.shape
+    conv = nn.Conv2d(c_in_per_group * groups, c_out, kh, 1, kh // 2, groups=groups, bias=bias is not None)
+    conv = conv.to(like.device, like.dtype)
+    conv.weight.copy_(weight)
+    if bias is not None:
+        conv.bias.copy_(bias)
+    return conv
+
+
 @register("part")
 class LinearChain(nn.Sequential):
-    """A translation-invariant affine chain (zero pad, 1x1 / depthwise convs, BNs) that fuses into one k x k conv.
+    """A translation-invariant affine chain (zero pad, 1x1 / depthwise convs, BNs): the training form of a synapse.
 
-    Fusion folds the layers in order into a kernel K (c_out, c1, h, w) and bias b, starting from the identity:
-    a 1x1 conv W gives K <- W K, b <- W b; a BN (scale s, shift t) gives K <- s K, b <- s b + t; a depthwise kernel D
-    gives K[o] <- K[o] (full convolution) D[o], b <- b * sum(D[o]). Zero padding first makes borders exact too.
+    In eval mode it equals one dense k x k conv (:meth:`dense`, what spike inference unrolls) and a cheaper factored
+    chain (:meth:`factored`, what ``fuse()`` leaves for integer-mode inference by default).
     """
 
     def __init__(self, c1: int, c2: int, k: int, *layers: nn.Module) -> None:
@@ -38,34 +87,68 @@ class LinearChain(nn.Sequential):
         self.c1, self.c2, self.k = c1, c2, k
 
     @torch.no_grad()
-    def fused(self) -> nn.Conv2d:
+    def dense(self) -> nn.Conv2d:
         """One Conv2d (k x k, padding k // 2, with bias) equal to this chain in eval mode, composed in float64."""
         ref = next(self.parameters())
-        f64 = {"dtype": torch.float64, "device": ref.device}  # compose where the weights live (CUDA, meta, ...)
-        kernel = torch.eye(self.c1, **f64).view(self.c1, self.c1, 1, 1)
-        bias = torch.zeros(self.c1, **f64)
-        for layer in list(self)[1:]:
+        kernel, bias = _compose(list(self), self.c1, ref)
+        return _conv(kernel, bias, 1, ref)
+
+    @torch.no_grad()
+    def factored(self) -> FactoredChain:
+        """The same chain with every BN folded into a neighbouring conv and one bias, equal in eval mode.
+
+        The chain is affine: y = L(x) + c with L linear (its convs and BN scales) and c constant. Each BN scale folds
+        into the conv before it (output channels) or, leading the chain, into the conv after it (input channels); the
+        constant c (BN shifts, through every later conv: W c for a 1x1 conv, c * sum(D) for a depthwise one) becomes
+        the last conv's bias. L maps zeros to zeros, so the chain's zero padding moves into its depthwise conv (padding
+        k // 2) and the 1x1 convs run on the unpadded map: exact at the borders too.
+        """
+        ref = next(self.parameters())
+        f64 = {"dtype": torch.float64, "device": ref.device}
+        weights: list[tuple[torch.Tensor, int]] = []  # (weight, groups) of each conv, scales folded in
+        constant, pending = torch.zeros(self.c1, **f64), None  # pending: a leading BN's scale, for the next conv
+        for layer in list(self):
+            if isinstance(layer, nn.ZeroPad2d):
+                continue
             if isinstance(layer, nn.BatchNorm2d):
-                scale = layer.weight.double() / torch.sqrt(layer.running_var.double() + layer.eps)
-                kernel = kernel * scale.view(-1, 1, 1, 1)
-                bias = bias * scale + layer.bias.double() - layer.running_mean.double() * scale
-            elif layer.groups == 1:  # 1x1 conv
-                w = layer.weight.double()[:, :, 0, 0]
-                kernel, bias = torch.einsum("om,mihw->oihw", w, kernel), w @ bias
-            else:  # depthwise conv: full 2-D convolution of each output channel's kernel with its depthwise kernel
-                d = layer.weight.double()[:, 0]
-                kh, kw = d.shape[-2:]
-                out = kernel.new_zeros(*kernel.shape[:2], kernel.shape[2] + kh - 1, kernel.shape[3] + kw - 1)
-                for u in range(kh):
-                    for v in range(kw):
-                        out[:, :, u : u + kernel.shape[2], v : v + kernel.shape[3]] += kernel * d[:, u, v].view(
-                            -1, 1, 1, 1
-                        )
-                kernel, bias = out, bias * d.sum((1, 2))
-        conv = nn.Conv2d(self.c1, self.c2, self.k, 1, self.k // 2, bias=True).to(ref.device, ref.dtype)
-        conv.weight.copy_(kernel)
-        conv.bias.copy_(bias)
-        return conv
+                s, t = _bn_affine(layer)
+                if weights:
+                    weights[-1][0].mul_(s.view(-1, 1, 1, 1))
+                else:
+                    pending = s if pending is None else pending * s
+                constant = constant * s + t
+                continue
+            w = layer.weight.double()
+            depthwise = layer.groups != 1
+            constant = constant * w.sum((1, 2, 3)) if depthwise else w[:, :, 0, 0] @ constant
+            if layer.bias is not None:
+                constant = constant + layer.bias.double()
+            if pending is not None:
+                w = w * pending.view(-1, 1, 1, 1) if depthwise else w * pending.view(1, -1, 1, 1)
+                pending = None
+            weights.append((w.clone(), layer.groups))
+        convs = [_conv(w, None, g, ref) for w, g in weights[:-1]]
+        convs.append(_conv(weights[-1][0], constant, weights[-1][1], ref))
+        return FactoredChain(self.c1, self.c2, self.k, *convs)
+
+    fused = dense  # the name of 0.1
+
+
+@register("part")
+class FactoredChain(nn.Sequential):
+    """A fused chain for integer-mode inference: 1x1 / depthwise convs, padding on the depthwise one, one bias."""
+
+    def __init__(self, c1: int, c2: int, k: int, *convs: nn.Conv2d) -> None:
+        """The convs of :meth:`LinearChain.factored`, mapping c1 to c2 channels with a k x k footprint."""
+        super().__init__(*convs)
+        self.c1, self.c2, self.k = c1, c2, k
+
+    @torch.no_grad()
+    def dense(self) -> nn.Conv2d:
+        """The one Conv2d equal to this chain (what spike inference unrolls)."""
+        ref = self[0].weight
+        kernel, bias = _compose(list(self), self.c1, ref)
+        return _conv(kernel, bias, 1, ref)
 
 
 @register("part")
@@ -121,10 +204,14 @@ class SpikingSynapse(nn.Module):
         """Fire, then integrate through the synapse."""
         return self.synapse(self.neuron(x))
 
-    def fuse_synapse(self) -> None:
-        """Replace a re-parameterisable chain by the single conv it equals (``Conv`` + BN is Ultralytics' job)."""
+    def fuse_synapse(self, chains: str = "factored") -> None:
+        """Fuse a re-parameterisable chain into ``chains`` form (``Conv`` + BN is Ultralytics' job)."""
+        if chains not in ("factored", "dense"):
+            raise ValueError(f"chains={chains!r} is invalid: use factored or dense.")
         if isinstance(self.synapse, LinearChain):
-            self.synapse = self.synapse.fused()
+            self.synapse = self.synapse.dense() if chains == "dense" else self.synapse.factored()
+        elif isinstance(self.synapse, FactoredChain) and chains == "dense":
+            self.synapse = self.synapse.dense()
 
 
 @register("channels")

@@ -152,14 +152,17 @@ def _scaled_code(u: torch.Tensor, scale: float, max_code: int, window: bool) -> 
     A float16/bfloat16 membrane (autocast, ``half()``) is widened first: in float16, N * u near 511 has a spacing of
     0.25-0.5 levels, so rounding there would move codes; widened, q is exact for the membrane as it arrives.
     ``window`` also returns the straight-through mask 0 <= N*u <= Q (else None): the clamp leaves exactly those
-    elements unchanged (NaN compares unequal, so it gets no gradient either). Passes: mul, clamp, round (+ eq).
+    elements unchanged (NaN compares unequal, so it gets no gradient either). Passes: mul, clamp, round (+ eq); with
+    N = 1 (or a membrane that arrives multiplied by N, see :attr:`IBLIF.prescaled`) clamp and round only.
     """
-    nu = u.to(torch.promote_types(u.dtype, torch.float32)) * scale
-    if not window:
-        return nu.clamp_(0, max_code).round_(), None
-    clipped = torch.clamp(nu, 0, max_code)
-    window_mask = clipped == nu  # before rounding in place
-    return clipped.round_(), window_mask
+    wide = u.to(torch.promote_types(u.dtype, torch.float32))
+    if window:
+        nu = wide * scale if scale != 1 else wide
+        clipped = torch.clamp(nu, 0, max_code)
+        window_mask = clipped == nu  # before rounding in place
+        return clipped.round_(), window_mask
+    clipped = (wide * scale).clamp_(0, max_code) if scale != 1 else torch.clamp(wide, 0, max_code)
+    return clipped.round_(), None
 
 
 def quantize(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
@@ -174,7 +177,7 @@ class _StraightThrough(torch.autograd.Function):
     def forward(ctx: Any, u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:  # noqa: D102
         q, window = _scaled_code(u, scale, max_code, window=True)
         ctx.save_for_backward(window)
-        return q.div_(scale).to(u.dtype)
+        return (q.div_(scale) if scale != 1 else q).to(u.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
@@ -185,11 +188,12 @@ class _StraightThrough(torch.autograd.Function):
 def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
     """Emitted value s = round(clip(N * u, 0, Q)) / N in u's dtype, with a straight-through gradient.
 
-    Without autograd (inference, ``torch.no_grad``) the window mask is not computed: four passes on one new tensor
-    (a float16 membrane adds the widening and the cast back).
+    Without autograd (inference, ``torch.no_grad``) the window mask is not computed: four passes on one new tensor,
+    two with N = 1 (a float16 membrane adds the widening and the cast back).
     """
     if not (u.requires_grad and torch.is_grad_enabled()):
-        return _scaled_code(u, scale, max_code, window=False)[0].div_(scale).to(u.dtype)
+        q = _scaled_code(u, scale, max_code, window=False)[0]
+        return (q.div_(scale) if scale != 1 else q).to(u.dtype)
     return _StraightThrough.apply(u, scale, max_code)
 
 
@@ -207,6 +211,11 @@ class IBLIF(nn.Module):
 
     """
 
+    #: Set by ``fuse()`` (:func:`spikeyolo_ibra.fusion.fold_alignment_scale`): the membrane arrives multiplied by N,
+    #: so the neuron computes q = round(clip(u, 0, Q)) and emits q itself (the next synapse's weights carry the 1/N).
+    #: Two elementwise passes at inference instead of four; the codes are the same.
+    prescaled = False
+
     def __init__(self, config: NeuronConfig | None = None) -> None:
         """Build a neuron with the given settings (the active YAML settings by default)."""
         super().__init__()
@@ -215,13 +224,19 @@ class IBLIF(nn.Module):
     def extra_repr(self) -> str:
         """Show the settings that shape the code."""
         c = self.config
-        return f"T={c.T}, coding={c.coding}, max_code={c.max_code}, scale={c.scale:g}, beta={c.beta:g}"
+        text = f"T={c.T}, coding={c.coding}, max_code={c.max_code}, scale={c.scale:g}, beta={c.beta:g}"
+        return text + (", prescaled" if self.prescaled else "")
+
+    @property
+    def unit(self) -> float:
+        """What the membrane is multiplied by before rounding: N, or 1 for a prescaled membrane."""
+        return 1.0 if self.prescaled else float(self.config.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Emitted values s = q / N for membrane inputs x (differentiable, straight-through)."""
+        """Emitted values s = q / N for membrane inputs x (differentiable, straight-through); q if prescaled."""
         c = self.config
         if c.T == 1:
-            return fire(x, c.scale, c.max_code)
+            return fire(x, self.unit, c.max_code)
         return self._run(x, codes=False)
 
     @torch.no_grad()
@@ -229,12 +244,12 @@ class IBLIF(nn.Module):
         """Integer codes q (whole numbers, float32 or wider), the quantity spike inference expands into planes."""
         c = self.config
         if c.T == 1:
-            return quantize(x, c.scale, c.max_code)
+            return quantize(x, self.unit, c.max_code)
         return self._run(x, codes=True)
 
     def _run(self, x: torch.Tensor, codes: bool) -> torch.Tensor:
         """Membrane dynamics over T logical steps: u = beta * (u - s) + x[t], s = q / N; returns s or q."""
-        c = self.config
+        c, unit = self.config, self.unit
         wide = x.to(torch.promote_types(x.dtype, torch.float32))  # the membrane integrates in float32 at least
         out, u, s = [], None, None
         for xt in wide.reshape(c.T, -1, *x.shape[1:]):
@@ -243,11 +258,11 @@ class IBLIF(nn.Module):
             else:
                 u = c.beta * (u - (s.detach() if c.detach_reset else s)) + xt
             if codes:
-                q = quantize(u, c.scale, c.max_code)
-                s = q / c.scale
+                q = quantize(u, unit, c.max_code)
+                s = q / unit
                 out.append(q)
             else:
-                s = fire(u, c.scale, c.max_code)
+                s = fire(u, unit, c.max_code)
                 out.append(s)
         out = torch.stack(out).reshape(x.shape)
         return out if codes else out.to(x.dtype)

@@ -7,7 +7,9 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
   other YAML by Ultralytics' own function, untouched;
 - ``yaml_model_load``: ``cfg/ibra-spikeyolo-s.yaml`` is ``cfg/ibra-spikeyolo.yaml`` at scale ``s`` when no such file
   exists, and a spiking YAML without ``scale:`` takes its first scale without Ultralytics' warning;
-- ``BaseModel.fuse``: also merges our re-parameterisable chains (it touches only modules of ours);
+- ``BaseModel.fuse``: first fuses our modules for integer-mode speed (:mod:`spikeyolo_ibra.fusion`: chains in their
+  factored form, ``SPIKEYOLO_CHAINS=dense`` for one dense conv each; the alignment scale folded into the weights); it
+  touches only modules of ours;
 - safe loading: our registered classes are allowed under ``ULTRALYTICS_SAFE_LOAD=1``;
 - callbacks: pycocotools mAP for ``save_json=True`` validations (``on_val_end``: adds numbers and a JSON file, changes
   none of Ultralytics'); ONNX export of a spiking model without the ``export`` extra is one sentence, not a pip install
@@ -42,7 +44,7 @@ from ultralytics.nn import tasks
 from ultralytics.utils import LOGGER, USER_CONFIG_DIR
 from ultralytics.utils.callbacks.base import default_callbacks
 
-from . import blocks, head, neuron, registry  # noqa: F401 (the imports register our classes)
+from . import blocks, fusion, head, neuron, registry  # noqa: F401 (the imports register our classes)
 from .coco import on_val_end
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 
@@ -127,10 +129,8 @@ def _wrap_yaml_model_load(stock: Callable[[str | Path], dict]) -> Callable[[str 
 
 def _wrap_fuse(stock: Callable[..., Any]) -> Callable[..., Any]:
     def fuse(self: tasks.BaseModel, verbose: bool = True, imgsz: int = 640) -> tasks.BaseModel:
-        """Merge our re-parameterisable chains into single convs, then Ultralytics' BN folding."""
-        for m in list(self.modules()):
-            if isinstance(m, blocks.SpikingSynapse):
-                m.fuse_synapse()
+        """Our speed fusion (:mod:`spikeyolo_ibra.fusion`: chains, alignment scale), then Ultralytics' BN folding."""
+        fusion.fuse_for_speed(self)
         return stock(self, verbose=verbose, imgsz=imgsz)
 
     fuse.spikeyolo = True

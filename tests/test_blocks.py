@@ -23,6 +23,7 @@ def randomise_bn(model: torch.nn.Module, generator: torch.Generator | None = Non
     return model
 
 
+@pytest.mark.slow  # scale n in float64; the tiny model's version in test_fusion.py is fast
 @pytest.mark.parametrize("T", [1, 2])
 def test_fuse_keeps_outputs_equal(T):
     torch.manual_seed(0)
@@ -42,21 +43,23 @@ def test_fuse_keeps_outputs_equal(T):
     torch.testing.assert_close(after, before, rtol=0, atol=1e-9)
 
 
-def test_chain_fusion_is_exact_including_borders():
+@pytest.mark.parametrize("part", ["mix1", "mix2", "sep"])
+def test_chain_fusion_is_exact_including_borders(part):
+    """Dense (one k x k conv) and factored (1x1 -> depthwise -> 1x1, one bias) both equal the training chain."""
     torch.manual_seed(0)
-    block = SpikeConvBlock(8, 8, 3, 7).double().eval()
-    for m in block.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_()
-            m.running_var.uniform_(0.5, 2)
-    chain = block.mix1.synapse
-    x = torch.randn(2, 8, 5, 6, dtype=torch.float64)
-    torch.testing.assert_close(chain.fused()(x), chain(x), rtol=0, atol=1e-12)
+    block = randomise_bn(SpikeConvBlock(8, 8, 3, 7)).double().eval()
+    chain = block.sep.pw2.synapse if part == "sep" else getattr(block, part).synapse
+    x = torch.randn(2, chain.c1, 5, 6, dtype=torch.float64)
+    factored = chain.factored()
+    for fused in (chain.dense(), factored, factored.dense()):
+        torch.testing.assert_close(fused(x), chain(x), rtol=0, atol=1e-12)
+    assert [c.bias is not None for c in factored] == [False] * (len(factored) - 1) + [True]  # one bias, at the end
+    assert sum(p.numel() for p in factored.parameters()) < sum(p.numel() for p in chain.dense().parameters())
 
 
 def test_chain_fuses_where_its_weights_live():
-    block = SpikeConvBlock(8, 8, 3, 7).to("meta")
-    assert block.mix1.synapse.fused().weight.device == torch.device("meta")
+    chain = SpikeConvBlock(8, 8, 3, 7).to("meta").mix1.synapse
+    assert chain.dense().weight.device == chain.factored()[0].weight.device == torch.device("meta")
 
 
 @pytest.mark.parametrize("block", [SpikeConvBlock, SpikeAllConvBlock])

@@ -23,6 +23,7 @@ from ultralytics import YOLO
 from ultralytics.cfg import entrypoint
 from ultralytics.utils import ASSETS
 
+from spikeyolo_ibra.fusion import fuse_synapses
 from spikeyolo_ibra.neuron import IBLIF
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +35,11 @@ TINY_PT = FIXTURES / "tiny-spikeyolo.pt"
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
 
 
-def yolo(yolo_bin: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def yolo(
+    yolo_bin: str, *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed ``yolo`` entry point; no explicit import of spikeyolo_ibra anywhere."""
-    env = {**os.environ, "SPIKEYOLO_CPU_THREADS": "2"}
+    env = {**os.environ, "SPIKEYOLO_CPU_THREADS": "2", **(env or {})}
     done = subprocess.run([yolo_bin, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -216,14 +219,28 @@ def test_missing_dataset_yaml(files: dict[str, Path], tmp_path: Path):
 
 # --- export ---------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_onnx_export_matches_torch(yolo_bin: str, tmp_path: Path, fixture_model):
+@pytest.mark.parametrize("chains", ["factored", "dense"])
+def test_onnx_export_matches_torch(chains: str, yolo_bin: str, tmp_path: Path, fixture_model):
+    """The fast graph by default, the spike-driven dense graph with SPIKEYOLO_CHAINS=dense: both equal torch."""
     ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install '.[export]'")
+    import onnx
+
     checkpoint = tmp_path / TINY_PT.name
     checkpoint.write_bytes(TINY_PT.read_bytes())
-    proc = yolo(yolo_bin, "export", f"model={checkpoint}", "format=onnx", "imgsz=64", cwd=tmp_path, check=False)
+    args = ["export", f"model={checkpoint}", "format=onnx", "imgsz=64"]
+    proc = yolo(yolo_bin, *args, cwd=tmp_path, check=False, env={"SPIKEYOLO_CHAINS": chains})
     assert proc.returncode == 0, last_line(proc)
-    session = ort.InferenceSession(str(checkpoint.with_suffix(".onnx")))
-    fused = copy.deepcopy(YOLO(TINY_PT).model.float().eval()).fuse(verbose=False)
+    exported = checkpoint.with_suffix(".onnx")
+    model = copy.deepcopy(YOLO(TINY_PT).model.float().eval())
+    fuse_synapses(model, chains)
+    fused = model.fuse(verbose=False)
+    graph = onnx.load(str(exported)).graph
+    sizes = {t.name: int(np.prod(t.dims)) for t in graph.initializer}  # onnxslim shares equal tensors: count uses
+    onnx_conv_weights = sum(sizes[name] for node in graph.node if node.op_type == "Conv" for name in node.input[1:])
+    convs = [m for m in fused.modules() if isinstance(m, torch.nn.Conv2d)]
+    torch_conv_weights = sum(p.numel() for m in convs for p in (m.weight, m.bias) if p is not None)
+    assert onnx_conv_weights == torch_conv_weights  # the exported graph is the fused form asked for
+    session = ort.InferenceSession(str(exported))
     noise = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     images = torch.cat([fixture_model.fixed_input(), noise])
     for x in images.split(1):  # exported with a fixed batch of 1

@@ -17,12 +17,19 @@ __all__ = ("encode", "plane", "plane_weights", "spike_counts")
 
 
 def plane_weights(
-    config: NeuronConfig, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    config: NeuronConfig,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    unit: float | None = None,
 ) -> torch.Tensor:
-    """The P plane weights w_k (2**k / N for binary coding, 1 / N for unary coding), plane 0 first, on ``device``."""
+    """The P plane weights w_k (2**k / N for binary coding, 1 / N for unary coding), plane 0 first, on ``device``.
+
+    ``unit`` replaces N: 1 for a prescaled neuron, whose next synapse already carries the 1 / N.
+    """
+    n = config.scale if unit is None else unit
     if config.coding == "binary":
-        return torch.tensor([2.0**k / config.scale for k in range(config.bits)], dtype=dtype, device=device)
-    return torch.full((config.levels,), 1.0 / config.scale, dtype=dtype, device=device)
+        return torch.tensor([2.0**k / n for k in range(config.bits)], dtype=dtype, device=device)
+    return torch.full((config.levels,), 1.0 / n, dtype=dtype, device=device)
 
 
 def encode(q: torch.Tensor, config: NeuronConfig) -> torch.Tensor:

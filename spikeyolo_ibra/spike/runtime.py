@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.nn.modules import Conv
+from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
-from ..blocks import SpikingSynapse
+from ..blocks import FactoredChain, LinearChain, SpikingSynapse
 from ..neuron import IBLIF
 from .encoding import encode, plane, plane_weights
 from .stats import LayerStats
@@ -44,12 +45,24 @@ class NotSpikingModelError(ValueError):
 
 
 def synapse_conv(synapse: nn.Module) -> nn.Conv2d:
-    """The single biased conv a fused synapse is: an ``nn.Conv2d``, or a fused Ultralytics ``Conv`` (BN folded)."""
-    if isinstance(synapse, Conv) and not hasattr(synapse, "bn") and isinstance(synapse.act, nn.Identity):
-        synapse = synapse.conv
-    if isinstance(synapse, nn.Conv2d) and synapse.bias is not None:
-        return synapse
-    raise ValueError(f"{type(synapse).__name__} is not a fused conv with bias: call model.fuse() before unrolling.")
+    """The single biased conv a synapse equals in eval mode: what its binary planes are integrated through.
+
+    A re-parameterisable chain (training or factored form) becomes its dense k x k conv; an Ultralytics ``Conv`` has
+    its BN folded (fused already or not); a plain conv gets a zero bias if it has none. The model is not changed.
+    """
+    if isinstance(synapse, (LinearChain, FactoredChain)):
+        return synapse.dense()
+    if isinstance(synapse, Conv) and isinstance(synapse.act, nn.Identity):
+        if hasattr(synapse, "bn"):  # Ultralytics' helper folds into the conv it is given: give it a copy
+            return fuse_conv_and_bn(copy.deepcopy(synapse.conv), synapse.bn)
+        return synapse_conv(synapse.conv)
+    if isinstance(synapse, nn.Conv2d):
+        if synapse.bias is not None:
+            return synapse
+        conv = copy.deepcopy(synapse)
+        conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype, device=conv.weight.device))
+        return conv
+    raise ValueError(f"{type(synapse).__name__} is not a conv, a Conv with BN or a re-parameterisable chain.")
 
 
 BINARY_ONLY = "a non-binary tensor reached a synaptic layer in spike mode"
@@ -108,7 +121,7 @@ class SpikeDrivenSynapse(nn.Module):
         config = self.neuron.config
         planes = encode(q, config)
         y = self._plane_conv(planes.flatten(0, 1), dtype).unflatten(0, (config.virtual_steps, -1))
-        weights = plane_weights(config, dtype, y.device).view(-1, *([1] * (y.dim() - 1)))
+        weights = plane_weights(config, dtype, y.device, self.neuron.unit).view(-1, *([1] * (y.dim() - 1)))
         return (y * weights).sum(0)
 
     def _sequential(self, q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -119,11 +132,16 @@ class SpikeDrivenSynapse(nn.Module):
         for k in reversed(range(config.virtual_steps)):
             wb = self._plane_conv(plane(q, k, config), dtype)
             v = wb if v is None else doubling * v + wb
-        return v / config.scale
+        return v / self.neuron.unit
 
 
 def to_spike_driven(model: nn.Module, accumulate: str = "batched", accumulator: torch.dtype | None = None) -> nn.Module:
-    """A copy of a fused model in which every spiking neuron -> synapse pair runs spike-driven."""
+    """A copy of ``model`` in which every spiking neuron -> synapse pair runs spike-driven.
+
+    The runtime builds the spike-driven graph itself, from a fused model (either chain form) or an unfused one: every
+    synapse becomes the one dense conv it equals (:func:`synapse_conv`), because a synapse must receive binary planes
+    and a re-parameterisable chain has no neuron inside. Energy and SOPs are counted on this graph.
+    """
     spiking = copy.deepcopy(model)
     pairs = [
         name for name, m in spiking.named_modules() if isinstance(m, SpikingSynapse) and isinstance(m.neuron, IBLIF)

@@ -1,0 +1,120 @@
+"""What ``fuse()`` does to a spiking model for integer-mode speed: fewer, cheaper operations, equal in eval mode.
+
+Ultralytics calls ``model.fuse()`` before ``yolo val``, ``predict`` and ``export``. For our models it runs, in order:
+
+1. :func:`fuse_synapses`: every re-parameterisable chain (1x1 -> BN -> depthwise -> 1x1 -> BN -> BN) becomes its
+   **factored** form, BN folded and one bias (:meth:`~spikeyolo_ibra.blocks.LinearChain.factored`), or with
+   ``SPIKEYOLO_CHAINS=dense`` one dense k x k conv. Factored keeps the training graph's 13.3M parameters at scale n
+   where dense has 34.5M; it is the faster form on the CPU (docs/benchmarks.md).
+2. :func:`fold_alignment_scale`: membranes are carried multiplied by the range-alignment scale N. The encoder's and
+   every synapse's constant terms (BN shift, bias) are multiplied by N, the head's output convs divide their weights
+   by N, and each neuron, now :attr:`~spikeyolo_ibra.neuron.IBLIF.prescaled`, computes q = round(clip(u', 0, Q)) and
+   emits q: two elementwise passes instead of four (N u, clip, round, / N). Since W q + N b = N (W (q / N) + b), and
+   max-pooling, upsampling, concatenation and residual sums commute with a positive scale, every code is the same.
+3. Ultralytics folds the BN of every ``Conv`` into its conv.
+
+Spike-driven inference does not need any of this: :func:`spikeyolo_ibra.spike.to_spike_driven` builds its own graph
+(every synapse one dense conv fed by binary planes) from a fused or an unfused model, so energy and SOP counts do not
+depend on the form chosen here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv
+
+from .blocks import FactoredChain, SpikeDownsample, SpikingSynapse
+from .head import SpikeDetect
+from .neuron import IBLIF
+
+__all__ = ("CHAINS_ENV", "CHAIN_FORMS", "chain_form", "fold_alignment_scale", "fuse_for_speed", "fuse_synapses")
+
+CHAIN_FORMS = ("factored", "dense")
+CHAINS_ENV = "SPIKEYOLO_CHAINS"
+
+
+def chain_form() -> str:
+    """The chain form ``fuse()`` uses: ``$SPIKEYOLO_CHAINS`` if set (``factored`` or ``dense``), else ``factored``."""
+    form = os.environ.get(CHAINS_ENV, "").strip().lower() or "factored"
+    if form not in CHAIN_FORMS:
+        raise ValueError(f"{CHAINS_ENV}={form!r} is invalid: use {' or '.join(CHAIN_FORMS)}.")
+    return form
+
+
+def fuse_synapses(model: nn.Module, chains: str | None = None) -> nn.Module:
+    """Fuse every re-parameterisable chain of ``model`` in place into ``chains`` form (default :func:`chain_form`)."""
+    chains = chains or chain_form()
+    for m in list(model.modules()):
+        if isinstance(m, SpikingSynapse):
+            m.fuse_synapse(chains)
+    return model
+
+
+@torch.no_grad()
+def _scale_constants(synapse: nn.Module, n: float) -> None:
+    """Multiply what a synapse adds (BN shift, bias) by n: its output becomes n times larger for n times the input."""
+    if isinstance(synapse, Conv):
+        if hasattr(synapse, "bn"):  # BN(W x) with x -> n x: keep the scale, multiply mean and shift by n
+            synapse.bn.running_mean.mul_(n)
+            synapse.bn.bias.mul_(n)
+            return
+        synapse = synapse.conv
+    if isinstance(synapse, FactoredChain):
+        synapse = synapse[-1]  # the one bias sits on the last conv
+    if not (isinstance(synapse, nn.Conv2d) and synapse.bias is not None):
+        raise TypeError(f"cannot fold the alignment scale into {type(synapse).__name__}: fuse its chain first.")
+    synapse.bias.mul_(n)
+
+
+@torch.no_grad()
+def _scale_output(conv: Conv, n: float) -> None:
+    """Multiply a real-input ``Conv``'s output by n (the encoder: image in, membrane out)."""
+    if hasattr(conv, "bn"):
+        conv.bn.weight.mul_(n)
+        conv.bn.bias.mul_(n)
+    else:
+        conv.conv.weight.mul_(n)
+        conv.conv.bias.mul_(n)
+
+
+def _head_outputs(model: nn.Module) -> set[int]:
+    """The last spiking conv of every head branch: codes in, logits out (they must not carry N)."""
+    ids = set()
+    for head in (m for m in model.modules() if isinstance(m, SpikeDetect)):
+        for branches in (head.cv2, head.cv3, getattr(head, "one2one_cv2", None), getattr(head, "one2one_cv3", None)):
+            ids |= {id(branch[-1]) for branch in branches or ()}
+    return ids
+
+
+@torch.no_grad()
+def fold_alignment_scale(model: nn.Module) -> nn.Module:
+    """Carry membranes multiplied by N so that each neuron needs two elementwise passes (see the module docstring).
+
+    Idempotent; models without IB-LIF neurons (the ANN twin, stock models) are returned unchanged.
+    """
+    neurons = [m for m in model.modules() if isinstance(m, IBLIF)]
+    if not neurons or all(n.prescaled for n in neurons):
+        return model
+    scales = {float(n.config.scale) for n in neurons}
+    if any(n.prescaled for n in neurons) or len(scales) != 1:
+        raise ValueError("the model mixes neuron scales or prescaled neurons: fold from one unfused model.")
+    n = scales.pop()
+    outputs = _head_outputs(model)
+    for m in model.modules():
+        if isinstance(m, SpikeDownsample) and m.first:
+            _scale_output(m.conv, n)
+        elif isinstance(m, SpikingSynapse) and isinstance(m.neuron, IBLIF):
+            if id(m) in outputs:
+                m.synapse.weight.div_(n)  # logits: W (q / N) + b
+            else:
+                _scale_constants(m.synapse, n)
+            m.neuron.prescaled = True
+    return model
+
+
+def fuse_for_speed(model: nn.Module, chains: str | None = None) -> nn.Module:
+    """Steps 1 and 2 of the module docstring, in place; ``model.fuse()`` runs them before Ultralytics' BN folding."""
+    return fold_alignment_scale(fuse_synapses(model, chains))
