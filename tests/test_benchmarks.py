@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -49,3 +50,49 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     _accuracy("--plot", str(RESULTS / "ablation"), str(RESULTS / "accuracy"), "--out", str(out))
     image = cv2.imread(str(out))
     assert image is not None and image.shape[0] > 300 and image.shape[1] > 400
+
+
+STAND_IN_TASKS = '''
+import torch
+
+
+class DetectionModel(torch.nn.Module):
+    """Stands in for SpikeYOLO's builder: it calls .cuda() unconditionally, as theirs does."""
+
+    def __init__(self, cfg, verbose=True):
+        super().__init__()
+        assert cfg == "snn_yolov8n.yaml", cfg
+        self.model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).cuda()
+        torch.zeros(1).cuda()
+
+    def fuse(self, verbose=True):
+        return self
+
+    def forward(self, x):
+        return self.model(x)
+'''
+
+
+@pytest.mark.slow
+def test_peer_speed_times_a_reference_checkout_beside_ours(tmp_path: Path) -> None:
+    checkout = tmp_path / "SpikeYOLO"
+    (checkout / "ultralytics" / "nn").mkdir(parents=True)
+    for init in (checkout / "ultralytics" / "__init__.py", checkout / "ultralytics" / "nn" / "__init__.py"):
+        init.write_text("")
+    (checkout / "ultralytics" / "nn" / "tasks.py").write_text(STAND_IN_TASKS)
+    out = tmp_path / "peer.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "peer_speed.py"), "--reference", str(checkout)]
+    cmd += ["--ours", "cfg/ibra-spikeyolo.yaml", "--imgsz", "64", "--rounds", "2", "--warmup", "0", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    models = json.loads(out.read_text())["models"]
+    assert list(models) == ["spikeyolo:n", "ours:cfg/ibra-spikeyolo.yaml"]
+    assert models["spikeyolo:n"]["params"] == 8 * 3 * 9 + 8 and models["spikeyolo:n"]["x_spikeyolo:n"] == 1.0
+    assert all(len(m["times_s"]) == 2 and m["median_s"] > 0 for m in models.values())
+    assert models["ours:cfg/ibra-spikeyolo.yaml"]["params"] < 13.3e6  # the fused graph, not the dense one
+
+
+def test_peer_speed_refuses_a_folder_that_is_not_their_code(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "peer_speed.py"), "--reference", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 1 and "is not a checkout of SpikeYOLO's code" in done.stderr
