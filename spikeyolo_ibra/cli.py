@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = ("CheckpointError", "main")
@@ -26,9 +27,9 @@ def _named_checkpoint_errors(load: Callable[..., Any]) -> Callable[..., Any]:
     def torch_safe_load(weight: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return load(weight, *args, **kwargs)
-        except FileNotFoundError:
-            raise
         except (OSError, RuntimeError, EOFError, TypeError, pickle.UnpicklingError) as e:  # TypeError: Ultralytics' own
+            if not Path(str(weight)).is_file():  # missing (or a name Ultralytics tried to download): not damaged
+                raise
             root = e.__cause__ or e  # Ultralytics' own TypeError wraps the unpickling error
             why = f"{type(root).__name__}: {str(root).splitlines()[0] if str(root) else ''}".rstrip(": ")
             raise CheckpointError(
@@ -50,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     from .neuron import NeuronConfigError
     from .parser import ModelYAMLError
 
-    tasks.torch_safe_load = _named_checkpoint_errors(tasks.torch_safe_load)
+    stock = tasks.torch_safe_load
+    tasks.torch_safe_load = _named_checkpoint_errors(stock)
     try:
         entrypoint(" ".join(["yolo", *argv]) if argv is not None else "")
     except (CheckpointError, ModelYAMLError, NeuronConfigError, DeviceError, FileNotFoundError) as e:
         print(f"spikeyolo: {e}", file=sys.stderr)
         return 2
+    finally:
+        tasks.torch_safe_load = stock  # for callers that run main() in a process of their own making
     return 0
 
 

@@ -128,10 +128,13 @@ def _wrap_yaml_model_load(stock: Callable[[str | Path], dict]) -> Callable[[str 
 
 
 def _wrap_fuse(stock: Callable[..., Any]) -> Callable[..., Any]:
-    def fuse(self: tasks.BaseModel, verbose: bool = True, imgsz: int = 640) -> tasks.BaseModel:
-        """Our speed fusion (:mod:`spikeyolo_ibra.fusion`: chains, alignment scale), then Ultralytics' BN folding."""
+    def fuse(self: tasks.BaseModel, *args: Any, **kwargs: Any) -> tasks.BaseModel:
+        """Our speed fusion (:mod:`spikeyolo_ibra.fusion`: chains, alignment scale), then Ultralytics' BN folding.
+
+        Takes whatever the installed Ultralytics' ``fuse`` takes (``verbose``; ``imgsz`` since 8.4.1xx).
+        """
         fusion.fuse_for_speed(self)
-        return stock(self, verbose=verbose, imgsz=imgsz)
+        return stock(self, *args, **kwargs)
 
     fuse.spikeyolo = True
     return fuse

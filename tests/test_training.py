@@ -15,11 +15,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import yaml
+from packaging.version import Version
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.utils import checks
 from ultralytics.utils import dist as ultra_dist
-from ultralytics.utils.torch_utils import TORCH_2_13, init_seeds
+from ultralytics.utils.torch_utils import init_seeds
 
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig
 
@@ -109,7 +110,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     try:
         torch.manual_seed(rank)  # different initial weights: DDP must start every rank from rank 0's
         model = _trainable(CFG / "ibra-spikeyolo.yaml")
-        sync = {"forward_sync_buffers" if TORCH_2_13 else "broadcast_buffers": False}
+        torch_2_13 = Version(torch.__version__.split("+")[0]) >= Version("2.13")  # the argument was renamed there
+        sync = {"forward_sync_buffers" if torch_2_13 else "broadcast_buffers": False}
         ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True, **sync)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         loss, _ = ddp(_batch(2, 64, seed=rank))  # each rank its own images, as with a DistributedSampler
