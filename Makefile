@@ -2,9 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The oldest Ultralytics we support, read from the one place the range is written (pyproject.toml).
+ULTRALYTICS_LOW := $(shell sed -n 's/.*"ultralytics>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+LOW_SITE := $(VENV)/ultralytics-$(ULTRALYTICS_LOW)
 export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := False
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast test-low lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +24,15 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
+
+# The fast tests against the oldest supported Ultralytics, installed beside the venv's own and put first on the path.
+$(LOW_SITE)/.installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps --target $(LOW_SITE) 'ultralytics==$(ULTRALYTICS_LOW)'
+	touch $@
+
+test-low: $(LOW_SITE)/.installed
+	PYTHONPATH=$(CURDIR)/$(LOW_SITE) $(PY) -c 'import ultralytics; print("ultralytics", ultralytics.__version__)'
+	PYTHONPATH=$(CURDIR)/$(LOW_SITE) $(PY) -m pytest -q -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
