@@ -6,7 +6,8 @@
 
 Every run trains with the stock trainer on ``cfg/datasets/shapes.yaml`` with the CPU recipe
 ``cfg/train/shapes-cpu.yaml`` (the demo's: 64 px, batch 8, AdamW) for a fixed number of epochs; ``--set KEY=VALUE``
-overrides any of it (e.g. ``--set imgsz=128 batch=32 device=0`` on a GPU). ``--neuron KEY=VALUE`` changes the model
+overrides any of it (e.g. ``--set imgsz=128 batch=32 device=0`` on a GPU), ``--recipe cfg/train/shapes-gpu.yaml`` picks
+the GPU recipe, and ``--set time=H`` trains for H hours instead of epochs. ``--neuron KEY=VALUE`` changes the model
 YAML's ``neuron:`` mapping (the paper's ablation). Torch threads are Ultralytics' own choice (one on a 2-core machine),
 so two runs can share 2 cores. Writes ``<out>/<run name>.json``: pycocotools mAP50 / mAP50-95 of the final model
 (Ultralytics' numbers beside them), the per-epoch mAP50 curve from ``results.csv``, the wall time, the machine and the
@@ -55,12 +56,12 @@ def model_with_neuron(model: str, neuron: dict[str, Any], out: Path) -> str:
     return str(path)
 
 
-def recipe() -> dict[str, Any]:
-    """The training arguments of the CPU recipe."""
-    return yaml.safe_load(RECIPE.read_text())
+def recipe(path: Path = RECIPE) -> dict[str, Any]:
+    """The training arguments of a recipe (the CPU one by default)."""
+    return yaml.safe_load(path.read_text())
 
 
-def spiking_statistics(weights: Path, imgsz: int) -> dict[str, Any]:
+def spiking_statistics(weights: Path, imgsz: int, data: Path = DATA) -> dict[str, Any]:
     """Energy per image (SNN, ANN twin, ratio) and firing totals of a trained spiking checkpoint; {} for an ANN."""
     from ultralytics.data.utils import check_det_dataset
 
@@ -69,7 +70,7 @@ def spiking_statistics(weights: Path, imgsz: int) -> dict[str, Any]:
     from spikeyolo_ibra.spike.errors import SpikeInferError
     from spikeyolo_ibra.spike.stats import firing_summary
 
-    source = Path(check_det_dataset(str(DATA))["path"]) / "images" / "val" / "00000000060*.jpg"
+    source = Path(check_det_dataset(str(data))["path"]) / "images" / "val" / "00000000060*.jpg"
     try:
         report = spike_infer(
             weights, source, imgsz, dtype="float32", accumulate="sequential", out=weights.parents[1] / "spike"
@@ -90,8 +91,8 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
     name = "-".join([Path(a.model).stem, *(f"{k}{v}" for k, v in neuron.items()), f"s{a.seed}"])
     start = time.perf_counter()
     metrics = YOLO(model_with_neuron(a.model, neuron, a.out)).train(
-        cfg=str(RECIPE),
-        data=str(DATA),
+        cfg=str(a.recipe),
+        data=str(a.data),
         epochs=a.epochs,
         seed=a.seed,
         deterministic=False,
@@ -112,7 +113,7 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
         "neuron": neuron,
         "seed": a.seed,
         "epochs": a.epochs,
-        "recipe": str(RECIPE.relative_to(REPO)),
+        "recipe": str(a.recipe.resolve().relative_to(REPO)),
         "overrides": extra,
         "mAP50": coco.get("mAP50"),
         "mAP50-95": coco.get("mAP50-95"),
@@ -120,7 +121,7 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
         "ultralytics_mAP50-95": metrics.box.map,
         "mAP50_per_epoch": curve,
         "wall_s": round(wall, 1),
-        **spiking_statistics(run / "weights" / "best.pt", int(extra.get("imgsz", recipe()["imgsz"]))),
+        **spiking_statistics(run / "weights" / "best.pt", int(extra.get("imgsz", recipe(a.recipe)["imgsz"])), a.data),
         **run_record(),
     }
     (a.out / f"{name}.json").write_text(json.dumps(record, indent=2))
@@ -266,6 +267,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--neuron", nargs="*", default=[], metavar="KEY=VALUE", help="neuron settings to change")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more yolo train arguments")
+    p.add_argument("--recipe", type=Path, default=RECIPE, help="training recipe (an Ultralytics cfg= file)")
+    p.add_argument("--data", type=Path, default=DATA, help="data set YAML (default: the built-in shapes set)")
     p.add_argument("--out", type=Path, default=Path("bench/accuracy"))
     p.add_argument("--table", type=Path, metavar="DIR", help="print the table of the runs in DIR and exit")
     p.add_argument("--plot", type=Path, nargs="+", metavar="DIR", help="plot mAP50 against energy to --out (.png)")

@@ -13,8 +13,8 @@ the median ratio and give the minimum's as a cross-check: on a shared CPU one lu
 ``train`` is forward + loss + backward + optimizer step on a synthetic batch with boxes; ``infer`` is a forward of the
 model as ``yolo val`` runs it (``fuse()``, eval). A model given as ``MODEL@compile`` is that through
 ``torch.compile`` (inductor, ``infer`` mode only; it compiles during the untimed warm-up steps), ``MODEL@unfused``
-skips ``fuse()``, and ``MODEL@dense`` fuses with every re-parameterisable chain merged into one dense conv (the
-graph spike inference unrolls).
+skips ``fuse()``, ``MODEL@dense`` fuses with every re-parameterisable chain merged into one dense conv (the graph
+spike inference unrolls), and in ``train`` mode ``MODEL@amp`` runs the step under autocast.
 On CUDA, peak memory per model is ``torch.cuda.max_memory_allocated``; on CPU run one model per process and read the
 peak RSS (``--models`` with one entry, the ``peak_rss_MiB`` field, and ``step_peak_rise_MiB``: the rise of the process
 high-water mark over the resident size just before the warm-up steps, reset through ``/proc/self/clear_refs``).
@@ -56,8 +56,9 @@ def build(cfg: str, mode: str, device: torch.device) -> torch.nn.Module:
     return torch.compile(model) if tag == "compile" else model
 
 
-def step_fn(model: torch.nn.Module, mode: str, batch: dict) -> callable:
-    """One timed unit of work."""
+def step_fn(model: torch.nn.Module, mode: str, batch: dict, amp: bool = False) -> callable:
+    """One timed unit of work; ``amp``: the training step under autocast (float16 with a gradient scaler on CUDA,
+    bfloat16 on the CPU), as Ultralytics' trainer runs it with ``amp=True``."""
     if mode == "infer":
         img = batch["img"]
 
@@ -67,12 +68,17 @@ def step_fn(model: torch.nn.Module, mode: str, batch: dict) -> callable:
 
         return forward
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    device = batch["img"].device
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and dtype == torch.float16)
 
     def step() -> None:
-        loss, _ = model.loss(batch)
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            loss, _ = model.loss(batch)
         opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
+        scaler.scale(loss.sum()).backward()
+        scaler.step(opt)
+        scaler.update()
 
     return step
 
@@ -109,7 +115,7 @@ def main() -> None:
     steps, peaks, rises = {}, {}, {}
     for cfg in a.models:
         model = build(cfg, a.mode, device)
-        steps[cfg] = step_fn(model, a.mode, batch)
+        steps[cfg] = step_fn(model, a.mode, batch, amp=cfg.partition("@")[2] == "amp")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         base = reset_high_water_mark()
