@@ -56,11 +56,6 @@ def run(cmd: list[str], log: Path, timeout: float) -> dict:
     return {"command": shlex.join(cmd), "exit": code, "seconds": round(time.perf_counter() - start, 1), "log": log.name}
 
 
-def tail(log: Path, n: int = 3) -> list[str]:
-    """The last lines of a log, for the summary."""
-    return [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-n:]
-
-
 def main() -> None:
     """Run every step and write one JSON file."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,7 +152,11 @@ def main() -> None:
     }
     for name, cmd in throughput.items():
         record["steps"][name] = run(cmd, work / f"{name.replace(' ', '-')}.log", timeout=600)
-    record["spike_speed"] = tail(work / "spike-speed.log", 6)
+    log = (work / "spike-speed.log").read_text(errors="replace")
+    record["spike_speed"] = {
+        "timings": [line for line in log.splitlines() if "img/s" in line or line.startswith("scale n")],
+        "float32": json.loads(log[log.index("{") : log.rindex("}") + 1]) if "{" in log else None,
+    }
     for name in ("infer", "train"):
         path = work / f"{name}.json"
         if path.is_file():
