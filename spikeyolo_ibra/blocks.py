@@ -29,6 +29,31 @@ def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return s, bn.bias.double() - bn.running_mean.double() * s
 
 
+@torch.no_grad()
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new conv (with bias) equal to ``bn(conv(x))`` in eval mode: W <- s W, b <- s b + t, composed in float64.
+
+    One rule for every BN our synapses fold, whatever the dtype and device; the inputs are not changed.
+    """
+    s, t = _bn_affine(bn)
+    w = conv.weight.double() * s.view(-1, 1, 1, 1)
+    b = t if conv.bias is None else conv.bias.double() * s + t
+    folded = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+    ).to(conv.weight.device, conv.weight.dtype)
+    folded.weight.copy_(w)
+    folded.bias.copy_(b)
+    return folded.requires_grad_(conv.weight.requires_grad)
+
+
 def _compose(layers: list[nn.Module], c1: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Kernel K (c_out, c1, h, w) and bias b of a chain of BNs and 1x1 / depthwise convs (biases allowed), in float64.
 

@@ -51,10 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     from .neuron import NeuronConfigError
     from .parser import ModelYAMLError
 
+    args = sys.argv[1:] if argv is None else argv
+    for arg in args:  # a path that is not there (a bare name such as yolov8n.pt is Ultralytics' to download)
+        key, _, value = arg.partition("=")
+        if key in ("model", "data") and "/" in value and not Path(value).exists():
+            print(f"spikeyolo: {key}={value} does not exist: check the path.", file=sys.stderr)
+            return 2
     stock = tasks.torch_safe_load
     tasks.torch_safe_load = _named_checkpoint_errors(stock)
     try:
-        entrypoint(" ".join(["yolo", *argv]) if argv is not None else "")
+        entrypoint(" ".join(["yolo", *args]) if argv is not None else "")
     except (CheckpointError, ModelYAMLError, NeuronConfigError, DeviceError, FileNotFoundError) as e:
         print(f"spikeyolo: {e}", file=sys.stderr)
         return 2

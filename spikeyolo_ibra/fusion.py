@@ -11,7 +11,8 @@ Ultralytics calls ``model.fuse()`` before ``yolo val``, ``predict`` and ``export
    by N, and each neuron, now :attr:`~spikeyolo_ibra.neuron.IBLIF.prescaled`, computes q = round(clip(u', 0, Q)) and
    emits q: two elementwise passes instead of four (N u, clip, round, / N). Since W q + N b = N (W (q / N) + b), and
    max-pooling, upsampling, concatenation and residual sums commute with a positive scale, every code is the same.
-3. Ultralytics folds the BN of every ``Conv`` into its conv.
+3. Every BN of our synapses and of the encoder is folded into its conv (float64 composition, any dtype: Ultralytics'
+   own helper changed between releases), then Ultralytics' ``fuse()`` runs and finds nothing of ours left to fold.
 
 Spike-driven inference does not need any of this: :func:`spikeyolo_ibra.spike.to_spike_driven` builds its own graph
 (every synapse one dense conv fed by binary planes) from a fused or an unfused model, so energy and SOP counts do not
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
 
-from .blocks import FactoredChain, SpikeDownsample, SpikingSynapse
+from .blocks import FactoredChain, SpikeDownsample, SpikingSynapse, fold_conv_bn
 from .head import SpikeDetect
 from .neuron import IBLIF
 
@@ -44,12 +45,28 @@ def chain_form() -> str:
     return form
 
 
+def _fold_conv(conv: Conv) -> None:
+    """Fold an Ultralytics ``Conv``'s BN into its conv in place, as Ultralytics' own ``fuse()`` leaves it."""
+    if hasattr(conv, "bn"):
+        conv.conv = fold_conv_bn(conv.conv, conv.bn)
+        del conv.bn
+        conv.forward = conv.forward_fuse
+
+
 def fuse_synapses(model: nn.Module, chains: str | None = None) -> nn.Module:
-    """Fuse every re-parameterisable chain of ``model`` in place into ``chains`` form (default :func:`chain_form`)."""
+    """Fuse our modules of ``model`` in place: chains into ``chains`` form (default :func:`chain_form`), BNs folded.
+
+    The BN of each ``Conv`` in our synapses and the encoder is folded with :func:`~spikeyolo_ibra.blocks.fold_conv_bn`
+    (float64 composition, any dtype), so Ultralytics' own folding finds nothing left of ours to fold.
+    """
     chains = chains or chain_form()
     for m in list(model.modules()):
         if isinstance(m, SpikingSynapse):
             m.fuse_synapse(chains)
+            if isinstance(m.synapse, Conv):
+                _fold_conv(m.synapse)
+        elif isinstance(m, SpikeDownsample) and m.first:
+            _fold_conv(m.conv)
     return model
 
 

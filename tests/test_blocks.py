@@ -7,7 +7,7 @@ import pytest
 import torch
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
-from spikeyolo_ibra.blocks import SpikeAllConvBlock, SpikeConvBlock, SpikingSynapse
+from spikeyolo_ibra.blocks import SpikeAllConvBlock, SpikeConvBlock, SpikingSynapse, fold_conv_bn
 
 CFG = Path(__file__).resolve().parents[1] / "cfg"
 
@@ -67,3 +67,16 @@ def test_residual_blocks_keep_their_width(block):
     with pytest.raises(ValueError, match=f"{block.__name__} keeps its width, but the YAML gives 16 output channels"):
         block(8, 16)
     assert block(8, 8, 2, 3)(torch.rand(1, 8, 6, 6)).shape == (1, 8, 6, 6)
+
+
+def test_bn_folding_is_exact_and_leaves_its_inputs_alone():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, 3, 2, 1, bias=False).double()
+    bn = randomise_bn(torch.nn.Sequential(torch.nn.BatchNorm2d(6))).double().eval()[0]
+    before = conv.weight.clone()
+    folded = fold_conv_bn(conv, bn)
+    x = torch.randn(2, 4, 7, 9, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), bn(conv(x)), rtol=0, atol=1e-12)
+    assert torch.equal(conv.weight, before) and conv.bias is None
+    assert (folded.stride, folded.padding, folded.weight.dtype) == ((2, 2), (1, 1), torch.float64)

@@ -124,6 +124,8 @@ def spike_infer(
         detections, images = [], []
         with Monitor(spike_model) as monitor, no_tf32():  # float32 on CUDA: IEEE, not TF32 (settings restored)
             for paths, ims, _ in TQDM(loader, total=len(loader), desc="spike inference"):
+                if not ims:  # an image that did not decode (Ultralytics 8.4.0 yields an empty batch for it)
+                    continue
                 x = _tensor(ims[0], letterbox, DTYPES[dtype], device)
                 if verify:
                     _, det = run_pair(model, spike_model, x, eq, conf, iou)

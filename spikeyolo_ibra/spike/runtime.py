@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.nn.modules import Conv
-from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
-from ..blocks import FactoredChain, LinearChain, SpikingSynapse
+from ..blocks import FactoredChain, LinearChain, SpikingSynapse, fold_conv_bn
 from ..neuron import IBLIF
 from .encoding import encode, plane, plane_weights
 from .stats import LayerStats
@@ -53,9 +52,7 @@ def synapse_conv(synapse: nn.Module) -> nn.Conv2d:
     if isinstance(synapse, (LinearChain, FactoredChain)):
         return synapse.dense()
     if isinstance(synapse, Conv) and isinstance(synapse.act, nn.Identity):
-        if hasattr(synapse, "bn"):  # Ultralytics' helper folds into the conv it is given: give it a copy
-            return fuse_conv_and_bn(copy.deepcopy(synapse.conv), synapse.bn)
-        return synapse_conv(synapse.conv)
+        return fold_conv_bn(synapse.conv, synapse.bn) if hasattr(synapse, "bn") else synapse_conv(synapse.conv)
     if isinstance(synapse, nn.Conv2d):
         if synapse.bias is not None:
             return synapse
