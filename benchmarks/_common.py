@@ -89,3 +89,15 @@ def synthetic_batch(batch: int, imgsz: int, device: torch.device, nc: int = 80) 
         "bboxes": torch.cat([xy, wh], 1).to(device),
         "batch_idx": torch.arange(batch).repeat_interleave(3).float().to(device),
     }
+
+
+def channels_last_default(device: torch.device) -> bool:
+    """Ultralytics' own rule (AutoBackend, 8.4.1xx): channels-last memory for native models in x86 CPU inference."""
+    import platform
+
+    return (
+        device.type == "cpu"
+        and platform.machine() in {"AMD64", "x86_64"}
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )

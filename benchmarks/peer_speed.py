@@ -15,7 +15,9 @@ medians to the reference (and to our ANN twin). Models, as ``yolo val`` / ``pred
   of theirs is edited, copied or fetched). Their Python environment needs their imports (spikingjelly 0.0.0.0.14,
   timm, einops, torchinfo): ``--reference-python`` runs that worker with another interpreter.
 - ``ours:<cfg>[@tag]``: our YAML at the same scale; ``@unfused`` skips ``fuse()``, ``@dense`` fuses every chain into
-  one dense conv (``SPIKEYOLO_CHAINS=dense``), no tag is the default fast ``fuse()``.
+  one dense conv (``SPIKEYOLO_CHAINS=dense``), no tag is the default fast ``fuse()``. Like ``yolo val`` on Ultralytics
+  8.4.1xx, the model then takes channels-last memory on an x86 CPU (AutoBackend's rule; their 8.0.197 fork has no
+  such step, so their model runs as their validator runs it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ DEFAULT_OURS = ("cfg/ibra-spikeyolo.yaml", "cfg/ann-spikeyolo.yaml", "cfg/ibra-s
 def _build_ours(spec: str, scale: str, device: str):
     """Our model as ``yolo val`` runs it (see the module docstring for the tags)."""
     import torch
+    from _common import channels_last_default
     from ultralytics import YOLO
 
     from spikeyolo_ibra.fusion import fuse_synapses
@@ -43,11 +46,13 @@ def _build_ours(spec: str, scale: str, device: str):
     cfg, _, tag = spec.partition("@")
     path = Path(cfg)
     model = YOLO(str(REPO / path.with_name(f"{path.stem}-{scale}{path.suffix}"))).model.to(device).eval()
-    if tag == "unfused":
-        return model
-    if tag == "dense":
-        fuse_synapses(model, "dense")
-    return model.fuse(verbose=False).to(torch.device(device))
+    if tag != "unfused":
+        if tag == "dense":
+            fuse_synapses(model, "dense")
+        model = model.fuse(verbose=False)
+    if channels_last_default(torch.device(device)):  # Ultralytics' AutoBackend does this in yolo val / predict
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def _build_spikeyolo(scale: str, device: str):

@@ -11,7 +11,8 @@ Models are timed in interleaved rounds (A B C A B C ...) so drift on a shared ma
 median and the minimum per model and ratios of both against the first model are written as JSON (the docs quote
 the median ratio and give the minimum's as a cross-check: on a shared CPU one lucky round can set a minimum).
 ``train`` is forward + loss + backward + optimizer step on a synthetic batch with boxes; ``infer`` is a forward of the
-model as ``yolo val`` runs it (``fuse()``, eval). A model given as ``MODEL@compile`` is that through
+model as ``yolo val`` runs it (``fuse()``, eval, and channels-last memory where Ultralytics' AutoBackend picks it:
+x86 CPU inference; ``--channels-last on|off`` forces it). A model given as ``MODEL@compile`` is that through
 ``torch.compile`` (inductor, ``infer`` mode only; it compiles during the untimed warm-up steps), ``MODEL@unfused``
 skips ``fuse()``, ``MODEL@dense`` fuses with every re-parameterisable chain merged into one dense conv (the graph
 spike inference unrolls), and in ``train`` mode ``MODEL@amp`` runs the step under autocast.
@@ -30,12 +31,12 @@ import time
 from pathlib import Path
 
 import torch
-from _common import reset_high_water_mark, run_record, status_kib, synthetic_batch
+from _common import channels_last_default, reset_high_water_mark, run_record, status_kib, synthetic_batch
 
 from spikeyolo_ibra.device import resolve_device
 
 
-def build(cfg: str, mode: str, device: torch.device) -> torch.nn.Module:
+def build(cfg: str, mode: str, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
     """A model from its YAML, ready for a training step, or for inference as the ``@tag`` after its name says."""
     from ultralytics import YOLO
     from ultralytics.cfg import get_cfg
@@ -48,11 +49,12 @@ def build(cfg: str, mode: str, device: torch.device) -> torch.nn.Module:
         model.args = get_cfg()
         return model.train()
     model.eval()
-    if tag == "unfused":
-        return model
-    if tag == "dense":
-        fuse_synapses(model, chains="dense")
-    model = model.fuse(verbose=False)
+    if tag != "unfused":
+        if tag == "dense":
+            fuse_synapses(model, chains="dense")
+        model = model.fuse(verbose=False)
+    if channels_last:  # what Ultralytics' AutoBackend does for yolo val / predict (see --channels-last)
+        model = model.to(memory_format=torch.channels_last)
     return torch.compile(model) if tag == "compile" else model
 
 
@@ -105,6 +107,12 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or N")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="memory format for infer mode; auto = Ultralytics' AutoBackend rule (on for x86 CPU inference)",
+    )
     p.add_argument("--out", type=Path, default=None, help="JSON file to write")
     a = p.parse_args()
 
@@ -113,8 +121,11 @@ def main() -> None:
     device = resolve_device(a.device)
     batch = synthetic_batch(a.batch, a.imgsz, device)
     steps, peaks, rises = {}, {}, {}
+    channels_last = a.mode == "infer" and (
+        a.channels_last == "on" or (a.channels_last == "auto" and channels_last_default(device))
+    )
     for cfg in a.models:
-        model = build(cfg, a.mode, device)
+        model = build(cfg, a.mode, device, channels_last)
         steps[cfg] = step_fn(model, a.mode, batch, amp=cfg.partition("@")[2] == "amp")
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -136,6 +147,7 @@ def main() -> None:
         "batch": a.batch,
         "rounds": a.rounds,
         "device": a.device,
+        "channels_last": channels_last,
         **run_record(),
         "peak_rss_MiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "models": {
