@@ -41,7 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("cfg/ibra-spikeyolo.yaml", "cfg/spikeyolo.yaml", "cfg/ann-spikeyolo.yaml", "yolov8n.yaml")
-YOLO = [sys.executable, "-m", "spikeyolo_ibra.cli"]  # works whether or not the package (and its hook) is installed
+SPIKEYOLO = [sys.executable, "-m", "spikeyolo_ibra.cli"]  # the yolo command line, installed or not (no hook needed)
 
 
 def run(cmd: list[str], log: Path, timeout: float) -> dict:
@@ -60,17 +60,32 @@ def main() -> None:
     """Run every step and write one JSON file."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("bench/gpu.json"))
+    p.add_argument("--work", type=Path, help="folder for runs and logs (default: beside --out)")
+    p.add_argument("--deadline", type=float, default=560, help="seconds after which steps not yet started are skipped")
     p.add_argument("--device", default="0", help="the GPU (Ultralytics' spelling: 0); cpu for a dry run")
     p.add_argument("--minutes", type=float, default=3.5, help="training budget of every run in step 1")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--skip-training", action="store_true", help="reuse the trained runs already in --work")
     p.add_argument("--dry-run", action="store_true", help="tiny settings: every step runs, nothing is measured")
     a = p.parse_args()
     from _common import run_record
 
     from spikeyolo_ibra.data.shapes import build_shapes
 
-    work = a.out.with_suffix("")
+    started = time.perf_counter()
+    work = a.work or a.out.with_suffix("")
     work.mkdir(parents=True, exist_ok=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every step: a run cut short still leaves its results
+        a.out.write_text(json.dumps(record, indent=1, default=str))
+
+    def in_time(name: str) -> bool:
+        if time.perf_counter() - started < a.deadline:
+            return True
+        record["steps"][name] = {"exit": "skipped: deadline"}
+        return False
+
     dry = a.dry_run
     minutes = 0.05 if dry else a.minutes
     imgsz = 64 if dry else 160
@@ -85,6 +100,17 @@ def main() -> None:
     overrides = [f"device={a.device}", f"imgsz={imgsz}", f"time={minutes / 60:.4f}"]
     overrides += ["workers=2" if dry else "workers=3"] + (["batch=8"] if dry else [])
 
+    # Ultralytics' AMP check loads yolo26n.pt and would download it; offline, a YOLOv8n built from its YAML (random
+    # weights) saved where the check looks lets it compare float32 with AMP outputs all the same.
+    from ultralytics import YOLO as Ultralytics
+    from ultralytics.utils import WEIGHTS_DIR
+
+    amp_weights = Path(WEIGHTS_DIR) / "yolo26n.pt"
+    if not amp_weights.is_file():
+        amp_weights.parent.mkdir(parents=True, exist_ok=True)
+        Ultralytics("yolov8n.yaml").save(amp_weights)
+        record["amp_check_weights"] = "yolov8n.yaml with random weights, saved as yolo26n.pt (offline machine)"
+
     # 1. accuracy at equal budget, all runs at once
     runs = [(m, s, []) for m in MODELS for s in seeds] + [("cfg/ibra-spikeyolo.yaml", 0, ["amp=True"])]
     accuracy = work / "accuracy"
@@ -97,9 +123,10 @@ def main() -> None:
         cmd += ["--set", *overrides, *(extra or ["amp=False"])]
         return {name: run(cmd, work / f"train-{name}.log", timeout=60 * (minutes + 6))}
 
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        for result in pool.map(train, runs):
-            record["steps"].update(result)
+    if not (a.skip_training and accuracy.is_dir()):  # --skip-training: reuse the runs of an earlier call
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            for result in pool.map(train, runs):
+                record["steps"].update(result)
     results = {}
     for path in sorted(accuracy.glob("*/*.json")):
         r = json.loads(path.read_text())
@@ -111,23 +138,26 @@ def main() -> None:
         )
         results[key]["energy"] = r.get("energy")
     record["accuracy"] = results
+    save()
 
     # 2. the stock commands on CUDA, 3. spike-driven inference
     best = accuracy / "ibra-spikeyolo-s0" / "runs" / "ibra-spikeyolo-s0" / "weights" / "best.pt"  # the demo's run
-    val_images = str(data_root / "images" / "val" / "*.jpg")
+    val_images = str(data_root / "images" / "val" / ("*.jpg" if dry else "00000000060*.jpg"))  # the demo's images
     bus = str(Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg")
     common = [f"device={a.device}", f"imgsz={imgsz}", f"project={work / 'runs'}", "exist_ok=True"]
     spike = [sys.executable, "tools/spike_infer.py", "--weights", str(best), "--verify", "--source", val_images]
     spike += ["--imgsz", str(imgsz), "--device", "cpu" if a.device == "cpu" else f"cuda:{a.device}"]
     steps = {
-        "yolo val": [*YOLO, "val", f"model={best}", f"data={data}", "save_json=True", "name=val", *common],
-        "yolo predict": [*YOLO, "predict", f"model={best}", f"source={bus}", "name=predict", *common],
-        "yolo export onnx": [*YOLO, "export", f"model={best}", "format=onnx", "simplify=False", *common],
         "spike-infer float64": [*spike, "--dtype", "float64", "--out", str(work / "spike-f64")],
         "spike-infer float32": [*spike, "--dtype", "float32", "--out", str(work / "spike-f32")],
+        "yolo val": [*SPIKEYOLO, "val", f"model={best}", f"data={data}", "save_json=True", "name=val", *common],
+        "yolo predict": [*SPIKEYOLO, "predict", f"model={best}", f"source={bus}", "name=predict", *common],
+        "yolo export onnx": [*SPIKEYOLO, "export", f"model={best}", "format=onnx", "simplify=False", *common],
     }
     for name, cmd in steps.items():
-        record["steps"][name] = run(cmd, work / f"{name.replace(' ', '-')}.log", timeout=600)
+        if in_time(name):
+            record["steps"][name] = run(cmd, work / f"{name.replace(' ', '-')}.log", timeout=600)
+            save()
     coco = work / "runs" / "val" / "coco_metrics.json"
     record["val_pycocotools"] = json.loads(coco.read_text()) if coco.is_file() else None
     for dtype in ("f64", "f32"):
@@ -141,9 +171,9 @@ def main() -> None:
     size, batch = (64, 2) if dry else (640, 8)
     throughput = {
         "spike speed": [sys.executable, "benchmarks/spike_speed.py", "--device", gpu, "--imgsz", str(size)]
-        + ["--batch", str(batch), "--repeats", "1" if dry else "5"],
+        + ["--batch", str(batch), "--repeats", "1" if dry else "5", "--skip-float32"],
         "infer factored vs dense": [sys.executable, "benchmarks/speed.py", "--mode", "infer", "--device", gpu]
-        + ["--imgsz", str(size), "--batch", str(batch), "--rounds", "2" if dry else "7"]
+        + ["--imgsz", str(size), "--batch", str(batch), "--rounds", "2" if dry else "5"]
         + ["--out", str(work / "infer.json"), "--models", "cfg/ibra-spikeyolo.yaml", "cfg/ibra-spikeyolo.yaml@dense"]
         + ["cfg/ann-spikeyolo.yaml", "cfg/ann-spikeyolo.yaml@dense"],
         "train amp off vs on": [sys.executable, "benchmarks/speed.py", "--mode", "train", "--device", gpu]
@@ -151,12 +181,12 @@ def main() -> None:
         + ["--out", str(work / "train.json"), "--models", "cfg/ibra-spikeyolo.yaml", "cfg/ibra-spikeyolo.yaml@amp"],
     }
     for name, cmd in throughput.items():
-        record["steps"][name] = run(cmd, work / f"{name.replace(' ', '-')}.log", timeout=600)
-    log = (work / "spike-speed.log").read_text(errors="replace")
-    record["spike_speed"] = {
-        "timings": [line for line in log.splitlines() if "img/s" in line or line.startswith("scale n")],
-        "float32": json.loads(log[log.index("{") : log.rindex("}") + 1]) if "{" in log else None,
-    }
+        if in_time(name):
+            record["steps"][name] = run(cmd, work / f"{name.replace(' ', '-')}.log", timeout=600)
+            save()
+    log = work / "spike-speed.log"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    record["spike_speed"] = [line for line in lines if "img/s" in line or line.startswith("scale n")]
     for name in ("infer", "train"):
         path = work / f"{name}.json"
         if path.is_file():
@@ -164,9 +194,11 @@ def main() -> None:
             keys = ("median_s", "ratio_to_first", "peak_cuda_MiB")
             record[f"{name}_speed"] = {m: {k: v[k] for k in keys} for m, v in models.items()}
 
-    a.out.write_text(json.dumps(record, indent=1, default=str))
+    record["wall_s"] = round(time.perf_counter() - started, 1)
+    save()
     failed = [name for name, step in record["steps"].items() if step["exit"] != 0]
-    summary = ("accuracy", "val_pycocotools", "spike_infer_f64", "spike_infer_f32", "infer_speed", "train_speed")
+    summary = ("accuracy", "val_pycocotools", "spike_infer_f64", "spike_infer_f32", "spike_speed", "infer_speed")
+    summary += ("train_speed", "wall_s")
     print(json.dumps({k: record.get(k) for k in summary}, indent=1, default=str))
     print(f"wrote {a.out}; failed steps: {failed or 'none'}")
     sys.exit(1 if failed else 0)
