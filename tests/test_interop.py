@@ -110,6 +110,10 @@ def test_state_of_a_real_object_is_refused(tmp_path):
     payload = b"\x80\x02c__builtin__\nset\n]\x85R}X\x01\x00\x00\x00xK\x01sb."
     with pytest.raises(safe_pickle.SafeLoadError, match="refuse"):
         safe_pickle.load(raw_archive(tmp_path / "build.pt", payload))
+    # bytearray(10**9): an allowed callable that would allocate at the file's word
+    payload = b"\x80\x02c__builtin__\nbytearray\nJ\x00\xca\x9a;\x85R."
+    with pytest.raises(safe_pickle.SafeLoadError, match="bytearray is only allowed"):
+        safe_pickle.load(raw_archive(tmp_path / "alloc.pt", payload))
 
 
 def test_plain_data_round_trips(tmp_path):
@@ -123,6 +127,7 @@ def test_plain_data_round_trips(tmp_path):
         "dtype": torch.float16,
         "set": {1, 2},
         "bytes": b"\x00\xff",
+        "bytearray": bytearray(b"ab"),
         "nested": [(1, 2.5, "a", None, True)],
     }
     path = tmp_path / "plain.pt"
@@ -130,9 +135,8 @@ def test_plain_data_round_trips(tmp_path):
     loaded = safe_pickle.load(path)
     for key in ("half", "float", "long", "param"):
         assert loaded[key].dtype == data[key].dtype and torch.equal(loaded[key], data[key].detach())
-    assert {k: loaded[k] for k in ("size", "device", "dtype", "set", "bytes", "nested")} == {
-        k: data[k] for k in ("size", "device", "dtype", "set", "bytes", "nested")
-    }
+    plain = ("size", "device", "dtype", "set", "bytes", "bytearray", "nested")
+    assert {k: loaded[k] for k in plain} == {k: data[k] for k in plain}
 
 
 def test_their_model_loads_as_inert_modules(their_file):

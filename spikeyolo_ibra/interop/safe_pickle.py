@@ -7,9 +7,9 @@ whatever callable it says, which is how a checkpoint of a foreign fork (or a hos
 :func:`load` reads the archive with :mod:`zipfile` and unpickles ``data.pkl`` with a pure-Python unpickler whose
 ``find_class`` resolves only an explicit allow-list:
 
-- containers and values: ``collections.OrderedDict``, ``set``, ``frozenset``, ``bytearray``, ``complex``, ``slice``,
-  ``range``, ``_codecs.encode`` (how protocol 2 spells ``bytes``; latin-1 text only), ``torch.Size``,
-  ``torch.device`` and the ``torch`` dtypes;
+- containers and values: ``collections.OrderedDict``, ``set``, ``frozenset``, ``bytearray`` (from bytes or text),
+  ``complex``, ``slice``, ``_codecs.encode`` (how protocol 2 spells ``bytes``; latin-1 text only), ``torch.Size``,
+  ``torch.device`` and the ``torch`` dtypes (no callable that could be made to allocate or loop at will);
 - tensor rebuilds: ``torch._utils._rebuild_tensor(_v2)``, ``_rebuild_parameter(_with_state)`` and
   ``torch._tensor._rebuild_from_type_v2``, each replaced by a local function that checks its arguments and builds a
   plain tensor from the archive's bytes (``Tensor.set_`` checks the bounds); hooks and extra state are dropped;
@@ -171,6 +171,15 @@ def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any = None) -
     return func(*args)
 
 
+def _bytearray(data: Any = b"", encoding: Any = "latin-1") -> bytearray:
+    """``bytearray`` from bytes or text only: an integer argument would allocate that many bytes."""
+    if isinstance(data, (bytes, bytearray)):
+        return bytearray(data)
+    if isinstance(data, str) and isinstance(encoding, str):
+        return bytearray(data, encoding)
+    raise pickle.UnpicklingError("bytearray is only allowed from bytes or text")
+
+
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
     """``_codecs.encode`` as protocol 2 uses it for ``bytes``: latin-1 text to bytes, nothing else."""
     if not isinstance(text, str) or codecs.lookup(str(encoding)).name != "iso8859-1":
@@ -182,10 +191,9 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytearray"): bytearray,
+    ("builtins", "bytearray"): _bytearray,
     ("builtins", "complex"): complex,
     ("builtins", "slice"): slice,
-    ("builtins", "range"): range,
     ("_codecs", "encode"): _encode,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
