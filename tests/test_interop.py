@@ -6,6 +6,7 @@ BN(0) padding, biased downsampling convs, head mean over T), never from the conv
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -194,24 +195,19 @@ def test_downsampling_biases_are_folded_into_bn(their_model, converted):
         assert torch.equal(model.get_submodule(ours_bn).running_mean, expect.float())
 
 
-def test_ema_is_taken_over_model(tmp_path):
+def test_ema_is_taken_over_model_under_any_module_path(tmp_path):
+    """An unstripped last.pt (model and ema), re-saved from their module imported as plain ``yolo_spikformer``."""
     model, ema = sf.build(nc=2, seed=3), sf.build(nc=2, seed=4)
+    src = sf.save(model, tmp_path / "last.pt", ema=ema, stripped=False, module="yolo_spikformer")
+    layers = safe_pickle.load(src)["ema"].get("_modules")["model"].get("_modules")
+    assert layers["0"].origin == "yolo_spikformer.MS_GetT"
     dst = tmp_path / "ours.pt"
-    report = import_spikeyolo(sf.save(model, tmp_path / "last.pt", ema=ema, stripped=False), dst)
-    assert report.entry == "ema"
+    assert import_spikeyolo(src, dst).entry == "ema"
     assert_equal_outputs(ema, dst, images())
 
 
-def test_module_path_of_a_resaved_file(their_model, tmp_path):
-    src = sf.save(their_model, tmp_path / "resaved.pt", module="yolo_spikformer")
-    assert (
-        safe_pickle.load(src)["model"].get("_modules")["model"].get("_modules")["0"].origin == "yolo_spikformer.MS_GetT"
-    )
-    assert_equal_outputs(their_model, import_spikeyolo(src, tmp_path / "ours.pt").output, images())
-
-
 def test_p5_mixer_ratio_is_read_from_the_shapes(tmp_path):
-    theirs = sf.build(nc=2, p5_ratio=2, seed=5)  # their README: layer 25 becomes [2, 7] for the m and l scales
+    theirs = sf.build(nc=2, p5_ratio=2, seed=5)  # their YAML's comment: layer 25 becomes [2, 7] at m and l
     dst = tmp_path / "ours.pt"
     assert import_spikeyolo(sf.save(theirs, tmp_path / "best.pt"), dst).shape.ratio == 2
     assert ours(dst).yaml["head"][-2][3][1] == 2
@@ -325,6 +321,20 @@ def test_torch_load_of_their_file_needs_their_code(their_file):
     """Why the safe reader exists: stock torch.load cannot even import their module."""
     with pytest.raises(ModuleNotFoundError, match="yolo_spikformer"):
         torch.load(their_file, map_location="cpu", weights_only=False)
+
+
+def test_finetune_table_regenerates_from_the_shipped_results(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from finetune_from_ilif import ARMS, table
+
+    results = REPO / "benchmarks" / "results" / "finetune"
+    rows = {line.split("|")[1].strip(): line for line in table(results).splitlines() if line.startswith("| ")}
+    for arm in ARMS:
+        runs = [json.loads(p.read_text()) for p in sorted(results.glob(f"{arm}-s*.json"))]
+        assert len(runs) == 2 and all(r["epochs"] == 5 for r in runs)
+        cells = [c.strip() for c in rows[arm].split("|")]
+        assert cells[-4] == ", ".join(f"{r['mAP50']:.3f}" for r in runs)  # pycocotools mAP50 per seed
+        assert float(cells[4]) == pytest.approx(sum(r["mAP50_per_epoch"][0] for r in runs) / 2, abs=5e-4)
 
 
 # --- slow: scale n at 320 px, and the whole toolchain on the converted file -----------------------------------------
