@@ -112,7 +112,7 @@ REP_STEPS = (
     ("body.2.1", "Conv2d", 4),
     ("body.2.2", "BatchNorm2d", 5),
 )
-RATIO_LAYER = 24  # our P5 output block, whose mixer ratio their README tells users to change per scale
+RATIO_LAYER = 24  # our P5 output block; their YAML comments tell m and l users to change its mixer ratio
 DEPTHS = (0.33, 0.5, 0.67, 1.0)  # depth multiples tried for a width that is none of n/s/m/l
 
 
