@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import sys
 import tempfile
@@ -33,15 +34,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from energy import run_record
+from _common import run_record
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.utils import ASSETS
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "fixtures"))
-import spikeyolo_format as sf  # noqa: E402
+_spec = importlib.util.spec_from_file_location("spikeyolo_format", REPO / "tests" / "fixtures" / "spikeyolo_format.py")
+sf = sys.modules["spikeyolo_format"] = importlib.util.module_from_spec(_spec)  # their semantics, from the tests
+_spec.loader.exec_module(sf)
 
 from spikeyolo_ibra.interop.spikeyolo import (  # noqa: E402
     Mapping,

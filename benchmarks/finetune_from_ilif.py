@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+from _common import run_record
 from accuracy import DATA, REPO, recipe
 from accuracy import train as train_run
-from energy import run_record
 
 ILIF_CFG = REPO / "cfg" / "spikeyolo.yaml"
 IBRA_CFG = REPO / "cfg" / "ibra-spikeyolo.yaml"

@@ -5,6 +5,7 @@ BN(0) padding, biased downsampling convs, head mean over T), never from the conv
 """
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -12,13 +13,12 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
-from test_cli import yolo  # the stock `yolo` command in a subprocess, offline
 from ultralytics import YOLO
 from ultralytics.utils import ASSETS
 
@@ -28,8 +28,28 @@ from spikeyolo_ibra.interop.spikeyolo import SpikeYOLOImportError, import_spikey
 from spikeyolo_ibra.spike import Equivalence, run_pair, to_spike_driven
 from spikeyolo_ibra.spike.verify import detect, same_detections
 
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-import spikeyolo_format as sf  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fixture_module(name: str) -> ModuleType:
+    """``tests/fixtures/<name>.py`` as a module (registered, so the stand-ins it defines can be pickled)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "fixtures" / f"{name}.py")
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sf = _fixture_module("spikeyolo_format")
+
+
+def yolo(*args: str, cwd: Path) -> str:
+    """The installed stock ``yolo`` command in a subprocess (offline); its output."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("yolo")), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
 
 IMGSZ = 64
 
@@ -324,7 +344,7 @@ def test_torch_load_of_their_file_needs_their_code(their_file):
 
 
 def test_finetune_table_regenerates_from_the_shipped_results(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # the script imports its sibling _common.py
     from finetune_from_ilif import ARMS, table
 
     results = REPO / "benchmarks" / "results" / "finetune"

@@ -259,3 +259,25 @@ def test_onnx_export_matches_torch(chains: str, yolo_bin: str, tmp_path: Path, f
         with torch.no_grad():
             torch_out = fused(x)[0].numpy()
         np.testing.assert_allclose(onnx_out, torch_out, rtol=ONNX_RTOL, atol=ONNX_ATOL)
+
+
+@pytest.mark.slow
+def test_onnx_export_of_an_i_lif_model_with_a_whole_number_scale(yolo_bin: str, tmp_path: Path):
+    """`scale: 1` written as an integer once let the exporter drop `u * 1` and clamp the neuron's input in place."""
+    cfg = yaml.safe_load((FIXTURES / "tiny-spikeyolo.yaml").read_text())
+    cfg["neuron"] = {"T": 1, "coding": "unary", "levels": 4, "scale": 1, "beta": 0.25}
+    cfg["width_multiple"] = 3.0  # wide enough for Ultralytics' "output model too small" check
+    (tmp_path / "ilif.yaml").write_text(yaml.safe_dump(cfg))
+    model = YOLO(tmp_path / "ilif.yaml")
+    model.save(tmp_path / "ilif.pt")
+    args = ["export", f"model={tmp_path / 'ilif.pt'}", "format=onnx", "imgsz=64"]
+    proc = yolo(yolo_bin, *args, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, last_line(proc)
+    ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install '.[export]'")
+    session = ort.InferenceSession(str(tmp_path / "ilif.onnx"))
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    fused = copy.deepcopy(YOLO(tmp_path / "ilif.pt").model.float().eval()).fuse(verbose=False)
+    with torch.no_grad():
+        expected = fused(x)[0].numpy()
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(got, expected, rtol=ONNX_RTOL, atol=ONNX_ATOL)
