@@ -29,6 +29,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm cost table")
     p.add_argument("--conf", type=float, default=0.25, help="NMS confidence threshold")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="CKPT|KEY=VALUE,...",
+        help="also run another checkpoint, or these weights with neuron settings changed (e.g. scale=1), "
+        "and show level use and energy side by side",
+    )
     return p
 
 

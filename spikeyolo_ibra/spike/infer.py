@@ -1,4 +1,8 @@
-"""Spike inference as a library function: load, unroll, run over images, verify, collect statistics and energy."""
+"""Spike inference as a library function: load, unroll, run over images, verify, collect statistics and energy.
+
+Per image it also keeps where the spikes went (:mod:`.maps`) and what the image cost; ``compare`` runs a second
+network on the same inputs (:mod:`.compare`).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from ultralytics.data.augment import LetterBox
-from ultralytics.data.loaders import LoadImagesAndVideos
 from ultralytics.engine.results import Results
 from ultralytics.nn.tasks import load_checkpoint
-from ultralytics.utils import TQDM
 from ultralytics.utils.ops import scale_boxes
 
 from ..atomic import sibling_dir, swap_in
 from ..device import DeviceError, no_tf32, resolve_device
 from ..energy import COSTS, energy_totals, layer_energy_mj
 from ..neuron import IBLIF
+from . import units
+from .compare import Comparison
 from .errors import SpikeInferError
+from .figures import plot_heatmap
 from .monitor import Monitor
 from .report import write_report
 from .runtime import ACCUMULATE, to_spike_driven
+from .source import STRIDE, Frame, open_source
 from .verify import Equivalence, detect, run_pair
 
 __all__ = ("load_spiking_model", "spike_infer")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-STRIDE = 32  # the detector's largest stride: a letterbox size must be a multiple of it
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -62,25 +66,24 @@ def load_spiking_model(weights: str | Path, device: str | torch.device | None = 
     return model.fuse(verbose=False).eval()
 
 
-def _images(source: str | Path, imgsz: int) -> tuple[LoadImagesAndVideos, LetterBox]:
-    """Ultralytics' image loader over a file, folder or glob, and its letterbox."""
-    if not str(source).strip():
-        raise SpikeInferError("--source is empty: pass an image file, a folder of images or a glob.")
-    try:
-        loader = LoadImagesAndVideos(str(source))
-    except FileNotFoundError as e:
-        raise SpikeInferError(
-            f"source {source} does not exist or holds no images: pass an image file, a folder of images or a glob."
-        ) from e
-    if loader.nf != loader.ni:
-        raise SpikeInferError(f"source {source} contains videos: pass images only.")
-    return loader, LetterBox(imgsz, auto=False, stride=STRIDE)
-
-
-def _tensor(image: np.ndarray, letterbox: LetterBox, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """BGR HWC uint8 -> letterboxed RGB (1, 3, H, W) in [0, 1]."""
-    im = letterbox(image=image)[..., ::-1].transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(im)).to(device, dtype).unsqueeze(0) / 255
+def _save_image(
+    result: Results, frame: Frame, figures: dict, sop_map: np.ndarray, folder: Path, taken: set[str]
+) -> dict:
+    """Save an image with its detections (``<stem>.jpg``) and beside its SOP map (``<stem>-spikes.jpg``)."""
+    stem = Path(frame.path).stem
+    if f"{stem}.jpg" in taken:  # a.png beside a.jpg, or one name in two folders of a glob
+        stem = f"{stem}-{len(taken)}"
+    annotated = folder / f"{stem}.jpg"
+    result.save(str(annotated))
+    taken.add(annotated.name)
+    heatmap = folder / f"{stem}-spikes.jpg"
+    title = (
+        f"{Path(frame.path).name}: {len(result.boxes)} detection(s); SNN {units.count(figures['sops'], 'SOPs')}, "
+        f"{units.energy(figures['snn_mJ'])}; ANN twin {units.count(figures['ann_macs'], 'MACs')}, "
+        f"{units.energy(figures['ann_mJ'])}"
+    )
+    plot_heatmap(result.plot()[..., ::-1], frame.image[..., ::-1], sop_map, title, heatmap)
+    return {"annotated": annotated.name, "heatmap": heatmap.name}
 
 
 @torch.no_grad()
@@ -97,11 +100,14 @@ def spike_infer(
     exact: bool = False,
     conf: float = 0.25,
     iou: float = 0.7,
+    compare: str | None = None,
 ) -> dict[str, Any]:
     """Run ``weights`` spike-driven over ``source``, write the report to ``out`` (atomically) and return it.
 
     ``exact`` accumulates the plane convs of a float32 model in float64 (the float32 cure); ``energy`` picks the
-    cost table. Raises SpikeInferError with one sentence for bad input; nothing is left in ``out`` then.
+    cost table. ``compare`` (a checkpoint, or neuron overrides such as ``scale=1``) runs a second network on the
+    same inputs.
+    Raises SpikeInferError with one sentence for bad input; nothing is left in ``out`` then.
     """
     if dtype not in DTYPES or accumulate not in ACCUMULATE or energy not in COSTS:
         raise SpikeInferError(f"unknown dtype, accumulate or energy ({dtype}, {accumulate}, {energy}): see --help.")
@@ -114,36 +120,38 @@ def spike_infer(
         raise SpikeInferError(
             f"--out {out} exists and is not a spike-infer report (no report.json): pass a new or empty folder."
         )
-    loader, letterbox = _images(source, imgsz)
+    src = open_source(source, imgsz)
     model = load_spiking_model(weights, device).to(DTYPES[dtype])
     spike_model = to_spike_driven(model, accumulate, torch.float64 if exact else None)
+    accumulator = torch.float64 if exact else None
+    other = Comparison(compare, weights, device, DTYPES[dtype], accumulate, accumulator) if compare else None
     names = model.names if isinstance(getattr(model, "names", None), dict) else {i: str(i) for i in range(model.nc)}
+    costs = COSTS[energy]
     tmp = sibling_dir(out, "tmp")
     try:
         eq = Equivalence(dtype)
-        detections, images = [], []
-        with Monitor(spike_model) as monitor, no_tf32():  # float32 on CUDA: IEEE, not TF32 (settings restored)
-            for paths, ims, _ in TQDM(loader, total=len(loader), desc="spike inference"):
-                x = _tensor(ims[0], letterbox, DTYPES[dtype], device)
+        detections, images, per_image, taken = [], [], [], set()
+        with Monitor(spike_model, maps=True) as monitor, no_tf32():  # float32 on CUDA: IEEE, not TF32 (restored)
+            for frame in src.iterate(DTYPES[dtype], device, "spike inference"):
+                x = frame.x
                 if verify:
                     _, det = run_pair(model, spike_model, x, eq, conf, iou)
                 else:
                     det = detect(spike_model(x)[0], conf, iou)
                 det = det[0].clone()
-                det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], ims[0].shape)
-                result = Results(ims[0], paths[0], names, boxes=det.float().cpu())
-                image_file = tmp / f"{Path(paths[0]).stem}.jpg"
-                if image_file.name in images:  # a.png beside a.jpg, or one name in two folders of a glob
-                    image_file = tmp / f"{Path(paths[0]).stem}-{len(images)}.jpg"
-                result.save(str(image_file))
-                images.append(image_file.name)
-                detections.append({"image": paths[0], "detections": result.summary()})
-            missing = sorted(set(loader.files) - {d["image"] for d in detections})
+                det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], frame.image.shape)
+                result = Results(frame.image, frame.path, names, boxes=det.float().cpu())
+                figures, sop_map = monitor.image_figures(costs, frame.image.shape[:2])
+                record = {"image": frame.path, "frame": None, "detections": len(det), **figures}
+                record.update(_save_image(result, frame, figures, sop_map, tmp, taken))
+                images.append(record["annotated"])
+                per_image.append(record)
+                detections.append({"image": frame.path, "frame": None, "detections": result.summary()})
+            missing = sorted(set(src.files) - {d["image"] for d in detections})
             if missing:
                 raise SpikeInferError(f"image {missing[0]} could not be decoded: replace or remove that file.")
-            rows = monitor.rows()
+            rows, levels = monitor.rows(), {"this": monitor.levels()}
             sample, sample_layer = monitor.sample, monitor.sample_layer
-        costs = COSTS[energy]
         for row in rows:
             row["energy_mJ"] = layer_energy_mj(row, costs)
         report = {
@@ -160,9 +168,12 @@ def spike_infer(
             "layers": rows,
             "detections_file": "detections.json",
             "annotated_images": images,
+            "per_image": per_image,
         }
         report["equivalence"] = {"checked": verify, **(eq.as_dict() if verify else {"passed": None})}
-        write_report(report, detections, sample, sample_layer, tmp)
+        if other is not None:
+            report["compare"], levels["compare"] = other.run(src, DTYPES[dtype], device, costs)
+        write_report(report, detections, sample, sample_layer, tmp, levels)
         swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
