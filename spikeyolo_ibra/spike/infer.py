@@ -1,7 +1,7 @@
-"""Spike inference as a library function: load, unroll, run over images, verify, collect statistics and energy.
+"""Spike inference as a library function: load, unroll, run over images and videos, verify, collect statistics.
 
-Per image it also keeps where the spikes went (:mod:`.maps`) and what the image cost; ``compare`` runs a second
-network on the same inputs (:mod:`.compare`).
+Per image it also keeps where the spikes went (:mod:`.maps`) and what the image cost; videos and streams of frames
+become annotated videos (:mod:`.video`); ``compare`` runs a second network on the same inputs (:mod:`.compare`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .report import write_report
 from .runtime import ACCUMULATE, to_spike_driven
 from .source import STRIDE, Frame, open_source
 from .verify import Equivalence, detect, run_pair
+from .video import VideoSet
 
 __all__ = ("load_spiking_model", "spike_infer")
 
@@ -101,12 +102,14 @@ def spike_infer(
     conf: float = 0.25,
     iou: float = 0.7,
     compare: str | None = None,
+    stream: bool = False,
+    fps: float = 10.0,
 ) -> dict[str, Any]:
     """Run ``weights`` spike-driven over ``source``, write the report to ``out`` (atomically) and return it.
 
     ``exact`` accumulates the plane convs of a float32 model in float64 (the float32 cure); ``energy`` picks the
-    cost table. ``compare`` (a checkpoint, or neuron overrides such as ``scale=1``) runs a second network on the
-    same inputs.
+    cost table. Videos in ``source`` become annotated videos; ``stream`` makes all its frames one video at ``fps``.
+    ``compare`` (a checkpoint, or neuron overrides such as ``scale=1``) runs a second network on the same inputs.
     Raises SpikeInferError with one sentence for bad input; nothing is left in ``out`` then.
     """
     if dtype not in DTYPES or accumulate not in ACCUMULATE or energy not in COSTS:
@@ -114,6 +117,8 @@ def spike_infer(
     if imgsz <= 0 or imgsz % STRIDE:
         size = max(STRIDE, -(-imgsz // STRIDE) * STRIDE)
         raise SpikeInferError(f"imgsz {imgsz} is not a positive multiple of {STRIDE}: use e.g. --imgsz {size}.")
+    if not fps > 0:
+        raise SpikeInferError(f"--fps {fps} is not a positive number of frames per second: use e.g. --fps 10.")
     device = _device(device)
     out = Path(out)
     if out.exists() and not (out / "report.json").is_file() and (not out.is_dir() or any(out.iterdir())):
@@ -128,11 +133,12 @@ def spike_infer(
     names = model.names if isinstance(getattr(model, "names", None), dict) else {i: str(i) for i in range(model.nc)}
     costs = COSTS[energy]
     tmp = sibling_dir(out, "tmp")
+    videos = VideoSet(tmp)
     try:
         eq = Equivalence(dtype)
         detections, images, per_image, taken = [], [], [], set()
         with Monitor(spike_model, maps=True) as monitor, no_tf32():  # float32 on CUDA: IEEE, not TF32 (restored)
-            for frame in src.iterate(DTYPES[dtype], device, "spike inference"):
+            for n, frame in enumerate(src.iterate(DTYPES[dtype], device, "spike inference"), 1):
                 x = frame.x
                 if verify:
                     _, det = run_pair(model, spike_model, x, eq, conf, iou)
@@ -142,11 +148,21 @@ def spike_infer(
                 det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], frame.image.shape)
                 result = Results(frame.image, frame.path, names, boxes=det.float().cpu())
                 figures, sop_map = monitor.image_figures(costs, frame.image.shape[:2])
-                record = {"image": frame.path, "frame": None, "detections": len(det), **figures}
-                record.update(_save_image(result, frame, figures, sop_map, tmp, taken))
-                images.append(record["annotated"])
+                index = n if stream else frame.index
+                record = {"image": frame.path, "frame": index, "detections": len(det), **figures}
+                if index is None:
+                    record.update(_save_image(result, frame, figures, sop_map, tmp, taken))
+                    images.append(record["annotated"])
+                else:
+                    if stream:  # every frame of --source in one video
+                        key, frames, rate = str(source), src.frames, fps
+                    else:
+                        key, (frames, rate) = frame.path, src.videos[frame.path]
+                    video = videos.open(key, rate, frames)
+                    video.add(result.plot(), frame.image, sop_map, figures["snn_mJ"], figures["firing_rate"])
+                    record["video"] = video.path.name
                 per_image.append(record)
-                detections.append({"image": frame.path, "frame": None, "detections": result.summary()})
+                detections.append({"image": frame.path, "frame": index, "detections": result.summary()})
             missing = sorted(set(src.files) - {d["image"] for d in detections})
             if missing:
                 raise SpikeInferError(f"image {missing[0]} could not be decoded: replace or remove that file.")
@@ -169,6 +185,7 @@ def spike_infer(
             "detections_file": "detections.json",
             "annotated_images": images,
             "per_image": per_image,
+            "videos": videos.close(),
         }
         report["equivalence"] = {"checked": verify, **(eq.as_dict() if verify else {"passed": None})}
         if other is not None:
@@ -176,6 +193,7 @@ def spike_infer(
         write_report(report, detections, sample, sample_layer, tmp, levels)
         swap_in(tmp, out)
     except BaseException:
+        videos.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report

@@ -160,8 +160,8 @@ def _figures_table(r: dict) -> str:
 
 
 def _gallery(report: dict, detections: list[dict], folder: Path) -> str:
-    by_image = {d["image"]: d for d in detections}
-    stills = report["per_image"]
+    by_image = {d["image"]: d for d in detections if d.get("frame") is None}
+    stills = [r for r in report["per_image"] if r["frame"] is None]
     cards = []
     for r in stills[:GALLERY_MAX]:
         name = Path(r["image"]).name
@@ -172,6 +172,18 @@ def _gallery(report: dict, detections: list[dict], folder: Path) -> str:
         )
     if len(stills) > GALLERY_MAX:
         cards.append(f"<p class=muted>{len(stills) - GALLERY_MAX} more images: see the folder and report.json.</p>")
+    for v in report.get("videos", []):
+        frames = [r for r in report["per_image"] if r.get("video") == v["file"]]
+        mean_mj = sum(r["snn_mJ"] for r in frames) / max(len(frames), 1)
+        cards.append(
+            f"<figure class=card>{_img(folder, v['poster'], 'last frame of the annotated video')}"
+            f"<figcaption><b>{html.escape(Path(v['source']).name)}</b>: {v['frames']} frames at {v['fps']:g} "
+            f'fps, annotated video <a href="{html.escape(v["file"])}">{html.escape(v["file"])}</a> (MPEG-4; plays '
+            f"in VLC or ffplay, browsers may not). The last frame: detections, where the spikes went (colour scale "
+            f"fixed per video), and energy and firing rate per frame. Mean SNN energy "
+            f"{units.energy(mean_mj)} per frame against {units.energy(frames[0]['ann_mJ']) if frames else '-'} "
+            f"for the ANN twin.</figcaption></figure>"
+        )
     if not cards:
         return ""
     return (

@@ -1,4 +1,4 @@
-"""What ``--source`` names: images in a file, folder or glob, read by Ultralytics' loader and letterboxed."""
+"""What ``--source`` names: images, videos, or a folder of frames, read by Ultralytics' loader and letterboxed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from ultralytics.data.augment import LetterBox
@@ -21,10 +22,10 @@ STRIDE = 32  # the detector's largest stride: a letterbox size must be a multipl
 
 @dataclass
 class Frame:
-    """One image: where it came from, the original BGR pixels and the letterboxed network input."""
+    """One image or video frame: where it came from, the original BGR pixels and the letterboxed network input."""
 
     path: str
-    index: int | None  # frame number in a video (1-based), None for an image
+    index: int | None  # frame number in its video (1-based), None for an image
     image: np.ndarray
     x: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]
 
@@ -35,17 +36,23 @@ class Source:
 
     loader: LoadImagesAndVideos
     letterbox: LetterBox
-    frames: int
+    frames: int  # images plus the frames OpenCV announces for the videos
+    videos: dict[str, tuple[int, float]]  # video file -> (frames announced, frames per second)
 
     @property
     def files(self) -> list[str]:
-        """The image files, in the loader's order."""
+        """Image and video files, images first (the loader's order)."""
         return self.loader.files
 
     def iterate(self, dtype: torch.dtype, device: torch.device, desc: str) -> Iterator[Frame]:
-        """Every image in order, letterboxed, with Ultralytics' progress bar."""
-        for paths, ims, _ in TQDM(self.loader, total=self.frames, desc=desc, unit="image"):
-            yield Frame(paths[0], None, ims[0], letterboxed(ims[0], self.letterbox, dtype, device))
+        """Every image and video frame in order, letterboxed, with Ultralytics' progress bar."""
+        frame_numbers: dict[str, int] = {}
+        for paths, ims, _ in TQDM(self.loader, total=self.frames, desc=desc, unit="frame"):
+            path, image = paths[0], ims[0]
+            index = None
+            if path in self.videos:
+                index = frame_numbers[path] = frame_numbers.get(path, 0) + 1
+            yield Frame(path, index, image, letterboxed(image, self.letterbox, dtype, device))
 
 
 def letterboxed(image: np.ndarray, letterbox: LetterBox, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -54,16 +61,35 @@ def letterboxed(image: np.ndarray, letterbox: LetterBox, dtype: torch.dtype, dev
     return torch.from_numpy(np.ascontiguousarray(im)).to(device, dtype).unsqueeze(0) / 255
 
 
+def _video_info(path: str) -> tuple[int, float]:
+    """(frames, fps) OpenCV announces for a video; SpikeInferError (one sentence) if unreadable or empty."""
+    cap = cv2.VideoCapture(path)
+    try:
+        frames, fps = (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else (0, 0)
+    finally:
+        cap.release()
+    if frames <= 0:
+        raise SpikeInferError(f"video {path} cannot be read or has no frames: replace or remove that file.")
+    return frames, fps if fps > 0 else 25.0
+
+
 def open_source(source: str | Path, imgsz: int) -> Source:
-    """Ultralytics' loader over an image file, a folder of images or a glob; SpikeInferError for unusable input."""
+    """Ultralytics' loader over an image or video file, a folder or a glob; SpikeInferError for unusable input."""
     if not str(source).strip():
-        raise SpikeInferError("--source is empty: pass an image file, a folder of images or a glob.")
+        raise SpikeInferError("--source is empty: pass an image or video file, a folder or a glob.")
     try:
         loader = LoadImagesAndVideos(str(source))
     except FileNotFoundError as e:
+        if str(e).startswith("Failed to open video"):  # the loader opens the first video at once
+            raise SpikeInferError(
+                f"video {str(e).removeprefix('Failed to open video ')} cannot be read or has no frames: "
+                "replace or remove that file."
+            ) from e
         raise SpikeInferError(
-            f"source {source} does not exist or holds no images: pass an image file, a folder of images or a glob."
+            f"source {source} does not exist or holds no images or videos: pass an image or video file, "
+            "a folder or a glob."
         ) from e
-    if loader.nf != loader.ni:
-        raise SpikeInferError(f"source {source} contains videos: pass images only.")
-    return Source(loader, LetterBox(imgsz, auto=False, stride=STRIDE), loader.ni)
+    loader.close()  # it opened the first video already; iterating reopens it
+    videos = {v: _video_info(v) for v in loader.files[loader.ni :]}
+    frames = loader.ni + sum(n for n, _ in videos.values())
+    return Source(loader, LetterBox(imgsz, auto=False, stride=STRIDE), frames, videos)
