@@ -58,13 +58,18 @@ def plot_energy(energy: dict, path: Path, compare: tuple[str, dict] | None = Non
 
 
 def plot_heatmap(annotated_rgb: np.ndarray, image_rgb: np.ndarray, sops: np.ndarray, title: str, path: Path) -> None:
-    """Detections beside the image's SOP map (synaptic operations per pixel, summed over spike-fed layers)."""
+    """Detections beside the image's SOP map (synaptic operations per pixel, summed over spike-fed layers).
+
+    The colours span the map's 1st to 99.5th percentile, so the variation within an image shows; the colour bar
+    gives the values.
+    """
     h, w = image_rgb.shape[:2]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5 * h / w + 0.8), layout="constrained")  # ~4.5 in a panel
     a.imshow(annotated_rgb)
     a.set_title("detections", fontsize=10)
     b.imshow(image_rgb.mean(2), cmap="gray", vmin=0, vmax=255)
-    heat = b.imshow(sops, cmap="inferno", alpha=0.65, vmin=0)
+    low, high = np.percentile(sops, (1, 99.5))  # each image's own range, so its variation shows
+    heat = b.imshow(sops, cmap="inferno", alpha=0.7, vmin=low, vmax=max(high, low + 1e-9))
     fig.colorbar(heat, ax=b, shrink=0.8, label="synaptic operations per pixel")
     b.set_title("where the spikes go (spike-fed layers)", fontsize=10)
     for ax in (a, b):

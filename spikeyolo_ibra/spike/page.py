@@ -190,7 +190,8 @@ def _gallery(report: dict, detections: list[dict], folder: Path) -> str:
         "<h2>What it detected, and where it fired</h2><p class=lead>Left: the detections after NMS. Right: "
         "synaptic operations (SOPs) per pixel, each spike charged to the input location that sent it, summed over "
         "all spike-fed layers and mapped back to the image (the encoder, which reads the real-valued image, is "
-        "charged as MACs and not drawn). Bright areas are where the network spends its energy.</p>"
+        "charged as MACs and not drawn). Bright areas are where the network spends its energy; the colours span each "
+        "image's own range, the colour bar gives the values.</p>"
         f'<div class="gallery">{"".join(cards)}</div>'
     )
 
