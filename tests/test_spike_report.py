@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from ultralytics.utils import ASSETS
 from spikeyolo_ibra.energy import sops_from_counts
 from spikeyolo_ibra.spike import Monitor, to_spike_driven
 from spikeyolo_ibra.spike.cli import main
+from spikeyolo_ibra.spike.compare import parse_compare
 from spikeyolo_ibra.spike.levels import chosen_layers, network, summary
 from spikeyolo_ibra.spike.maps import fanout, layer_map, to_image
 from spikeyolo_ibra.spike.units import count, energy, percent
@@ -172,3 +174,11 @@ def test_bad_compare_gives_one_sentence_and_leaves_nothing(tiny_ckpt, tmp_path, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and phrase in err[0], (compare, err)
         assert not out.exists() and not list(tmp_path.glob(".out.*")), compare
+
+
+def test_compare_names_a_checkpoint_or_neuron_settings(tmp_path):
+    odd = tmp_path / "a=b.pt"  # a checkpoint whose name holds '=' is still a checkpoint
+    odd.write_bytes(b"")
+    assert parse_compare(str(odd)) == (odd, {})
+    assert parse_compare("other.pt") == (Path("other.pt"), {})
+    assert parse_compare("scale=1, bits=8,coding=unary") == (None, {"scale": 1, "bits": 8, "coding": "unary"})
