@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .errors import SpikeInferError  # noqa: E402
+
 __all__ = ("AnnotatedVideo", "VideoSet")
 
 MIN_WIDTH = 640  # output frames are at least this wide, so the strip's labels stay readable
@@ -60,7 +62,7 @@ class _Strip:
 
 def _heat(image: np.ndarray, sops: np.ndarray, vmax: float) -> np.ndarray:
     """The frame in grey with its SOP map blended over it (OpenCV's inferno colour map, 0..vmax)."""
-    level = np.clip(sops / vmax * 255 if vmax > 0 else sops * 0, 0, 255).astype(np.uint8)
+    level = (np.clip(sops / vmax * 255, 0, 255) if vmax > 0 else np.zeros_like(sops)).astype(np.uint8)
     colour = cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)
     grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return cv2.addWeighted(grey, 0.4, colour, 0.6, 0)
@@ -68,7 +70,7 @@ def _heat(image: np.ndarray, sops: np.ndarray, vmax: float) -> np.ndarray:
 
 @dataclass
 class AnnotatedVideo:
-    """One output video; frames are added one at a time and written at once (nothing is kept but the last)."""
+    """One output video; each frame is written as it comes (only the last is kept, for the poster)."""
 
     path: Path
     fps: float
@@ -103,6 +105,8 @@ class AnnotatedVideo:
             self._writer = cv2.VideoWriter(
                 str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, frame.shape[1::-1]
             )
+            if not self._writer.isOpened():
+                raise SpikeInferError(f"OpenCV cannot write {self.path.name} with the mp4v codec here: pass images.")
         self._writer.write(frame)
         self.last = frame
 
