@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import units  # noqa: E402
 from .errors import SpikeInferError  # noqa: E402
 
 __all__ = ("AnnotatedVideo", "VideoSet")
@@ -68,6 +69,13 @@ def _heat(image: np.ndarray, sops: np.ndarray, vmax: float) -> np.ndarray:
     return cv2.addWeighted(grey, 0.4, colour, 0.6, 0)
 
 
+def _label(frame: np.ndarray, text: str, x: int) -> None:
+    """White text on a dark box at the top of ``frame``, from column x (in place)."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    cv2.rectangle(frame, (x - 4, 2), (x + w + 4, h + base + 8), (0, 0, 0), -1)
+    cv2.putText(frame, text, (x, h + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+
+
 @dataclass
 class AnnotatedVideo:
     """One output video; each frame is written as it comes (only the last is kept, for the poster)."""
@@ -95,6 +103,7 @@ class AnnotatedVideo:
         width = max(top.shape[1], MIN_WIDTH)
         width += width % 2  # codecs want even sizes
         top = cv2.resize(top, (width, round(top.shape[0] * width / top.shape[1] / 2) * 2))
+        _label(top, f"SOPs per pixel: black 0, yellow {units.count(self.vmax)} or more", width // 2 + 6)
         self.energy_uj.append(snn_mj * 1e3)
         self.rate_pct.append(rate * 100)
         if self._strip is None:
