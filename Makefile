@@ -8,7 +8,7 @@ LOW_SITE := $(VENV)/ultralytics-$(ULTRALYTICS_LOW)
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 
-.PHONY: demo test test-fast test-low lint clean
+.PHONY: demo test test-fast test-low lint doc-images clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ $(LOW_SITE)/.installed: $(VENV)/.installed
 test-low: $(LOW_SITE)/.installed
 	PYTHONPATH=$(CURDIR)/$(LOW_SITE) $(PY) -c 'import ultralytics; print("ultralytics", ultralytics.__version__)'
 	PYTHONPATH=$(CURDIR)/$(LOW_SITE) $(PY) -m pytest -q -m "not slow"
+
+# The pictures of README.md and docs/spike-inference.md, from the report of the last `make demo` (runs/demo/).
+doc-images: $(VENV)/.installed
+	$(PY) tools/doc_images.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

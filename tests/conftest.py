@@ -105,3 +105,37 @@ def firing_fused(request, asset_images):
         for branch in model.model[-1].cv3:  # class priors near 0.5 instead of 1e-4, so NMS has detections to compare
             branch[-1].synapse.bias.zero_()
     return model.eval().fuse(verbose=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_spiking_model(asset_images):
+    """``make(neuron=None, seed=0)``: scale n of ibra-spikeyolo.yaml at 1/16 of its channels, BN calibrated on bus.jpg
+    and zidane.jpg (so it fires), class priors near 0.5 (so NMS keeps boxes), eval, unfused as training leaves a
+    checkpoint; ``neuron`` overrides settings of the YAML's ``neuron:`` mapping."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    from spikeyolo_ibra.spike import calibrate_bn
+
+    def make(neuron: dict | None = None, seed: int = 0):
+        cfg = yaml_model_load(REPO / "cfg" / "ibra-spikeyolo.yaml")  # the YAML alone, no model built
+        cfg["scales"] = {"n": [0.33, 0.0625, 1024]}
+        cfg["neuron"] = {**cfg.get("neuron", {}), **(neuron or {})}
+        torch.manual_seed(seed)
+        model = calibrate_bn(DetectionModel(cfg, verbose=False), asset_images(96))
+        with torch.no_grad():
+            for branch in model.model[-1].cv3:
+                branch[-1].synapse.bias.zero_()
+        return model.eval()
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_spiking_model, tmp_path_factory) -> Path:
+    """The tiny spiking model saved in Ultralytics' checkpoint format, once per session."""
+    import torch
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
+    torch.save({"model": tiny_spiking_model(), "train_args": {}}, path)
+    return path

@@ -9,7 +9,6 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import ASSETS
 
-from spikeyolo_ibra.spike import calibrate_bn
 from spikeyolo_ibra.spike.cli import main
 
 CFG = Path(__file__).resolve().parents[1] / "cfg"
@@ -20,19 +19,6 @@ def save(model: DetectionModel, path):
     """Ultralytics' checkpoint format ({'model': ...})."""
     torch.save({"model": model, "train_args": {}}, path)
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, asset_images):
-    """A narrow IBRA model (width 1/16 of scale n's channels) that fires and detects, fused in a second."""
-    cfg = YOLO(str(CFG / "ibra-spikeyolo.yaml")).model.yaml
-    cfg["scales"] = {"n": [0.33, 0.0625, 1024]}
-    torch.manual_seed(0)
-    model = calibrate_bn(DetectionModel(cfg, verbose=False), asset_images(96))
-    with torch.no_grad():
-        for branch in model.model[-1].cv3:  # class priors near 0.5, so there are detections to compare
-            branch[-1].synapse.bias.zero_()
-    return save(model.eval().fuse(verbose=False), tmp_path_factory.mktemp("tiny") / "tiny.pt")
 
 
 @pytest.mark.slow

@@ -4,8 +4,13 @@
 - :mod:`.encoding`: codes -> binary planes and plane weights (bit-plane or unary).
 - :mod:`.runtime`: :func:`to_spike_driven` turns a fused model into its spike-driven copy.
 - :mod:`.stats`, :mod:`.monitor`: per-layer running statistics of a spike-driven run.
+- :mod:`.maps`: where the spikes go, per image: SOPs charged to the input location that sent them.
+- :mod:`.levels`: level use, histograms of the integer codes.
 - :mod:`.verify`: integer mode against spike mode.
+- :mod:`.source`, :mod:`.compare`, :mod:`.video`: what ``--source`` names, ``--compare``, annotated videos.
 - :mod:`.infer`, :mod:`.report`, :mod:`.cli`: the ``spike-infer`` command and its report.
+- :mod:`.figures`, :mod:`.page`, :mod:`.units`, :mod:`.browser`: the report's charts, its HTML page, numbers with
+  units, and the page checked in headless Chromium.
 """
 
 from .calibrate import calibrate_bn

@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     """The command-line arguments."""
     p = argparse.ArgumentParser(prog="spike-infer", description=__doc__)
     p.add_argument("--weights", required=True, help="trained Ultralytics .pt checkpoint of a spiking model")
-    p.add_argument("--source", required=True, help="an image, a folder of images or a glob")
+    p.add_argument("--source", required=True, help="an image or video file, a folder or a glob")
     p.add_argument("--imgsz", type=int, default=640, help="letterbox size")
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:N or N (default: the first GPU if there is one, else cpu)"
@@ -29,6 +29,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm cost table")
     p.add_argument("--conf", type=float, default=0.25, help="NMS confidence threshold")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="CKPT|KEY=VALUE,...",
+        help="also run another checkpoint, or these weights with neuron settings changed (e.g. scale=1), "
+        "and show level use and energy side by side",
+    )
+    p.add_argument("--stream", action="store_true", help="write all frames of --source as one annotated video")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second of the --stream video")
     return p
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..blocks import SpikeDownsample
+from ..energy import CostTable, totals_from_counts
+from .maps import SopMaps, to_image
 from .runtime import SpikeDrivenSynapse, synapse_conv
 from .stats import EncoderStats, LayerStats
 
@@ -18,6 +21,7 @@ class Monitor:
     """Running statistics of every spike-fed layer and MACs of the encoding layer, while attached.
 
     ``sample`` holds the codes (C, H, W) of the first image at the first spike-fed layer, for the bit-plane figure.
+    With ``maps=True``, ``maps`` (:class:`~.maps.SopMaps`) holds where each image's SOPs went in the last forward pass.
 
     Example:
         >>> with Monitor(spike_model) as monitor:
@@ -26,12 +30,15 @@ class Monitor:
 
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, maps: bool = False) -> None:
         """Attach to ``model`` (a result of :func:`~spikeyolo_ibra.spike.runtime.to_spike_driven`)."""
         self.layers: list[EncoderStats | LayerStats] = []
         self.sample: torch.Tensor | None = None
         self.sample_layer = ""
+        self.maps = SopMaps() if maps else None
         self._hooks: list[Any] = []
+        if self.maps is not None:
+            self._hooks.append(model.register_forward_pre_hook(lambda _m, args: self.maps.start(args[0])))
         for name, m in model.named_modules():
             if isinstance(m, SpikeDownsample) and m.first:
                 stats = EncoderStats(name)
@@ -39,7 +46,7 @@ class Monitor:
                 self._hooks.append(m.conv.register_forward_hook(lambda _m, _a, y, s=stats, c=conv: s.update(c, y)))
                 self.layers.append(stats)
             elif isinstance(m, SpikeDrivenSynapse):
-                m.stats = LayerStats(name, m.neuron.config)
+                m.stats = LayerStats(name, m.neuron.config, maps=self.maps)
                 self.layers.append(m.stats)
                 if not self.sample_layer:
                     self.sample_layer = name
@@ -53,6 +60,38 @@ class Monitor:
     def rows(self) -> list[dict]:
         """One row per layer in model order (per-image averages)."""
         return [s.row() for s in self.layers]
+
+    def macs_per_image(self) -> tuple[int, int]:
+        """(MACs of the encoding layer, MACs of the ANN twin) per image, known after the first forward pass."""
+        encoder = sum(s.macs_per_step for s in self.layers if isinstance(s, EncoderStats))
+        return encoder, sum(s.macs_per_step for s in self.layers)
+
+    def image_figures(self, costs: CostTable, image_hw: tuple[int, int]) -> tuple[dict, np.ndarray]:
+        """The first image of the last forward pass: its figures and its SOP map in original image coordinates.
+
+        Figures: ``sops`` and ``spikes`` (spike-fed layers), ``firing_rate`` = spikes / (neurons x T x P), the
+        energy totals of :func:`~spikeyolo_ibra.energy.totals_from_counts` for this image (``snn_mJ``, ``ann_mJ``,
+        ``ann_macs``, ...), and ``sops_in_padding``, the share of SOPs that fell on the letterbox padding. Needs
+        ``maps=True``; reads the device back once.
+        """
+        if self.maps is None:
+            raise RuntimeError("image_figures needs a Monitor made with maps=True.")
+        sops, spikes = self.maps.read()
+        image_map, padding = to_image(sops[0], image_hw)
+        encoder, ann = self.macs_per_image()
+        totals = totals_from_counts(encoder, float(sops[0].sum()), ann, costs)
+        del totals["costs"]
+        figures = {
+            "spikes": float(spikes[0]),
+            "firing_rate": float(spikes[0]) / max(self.maps.slots, 1),
+            **totals,
+            "sops_in_padding": padding,
+        }
+        return figures, image_map
+
+    def levels(self) -> dict[str, list[int]]:
+        """Per spike-fed layer, how many codes of each value 0..Q its neurons emitted over all images."""
+        return {s.name: s.levels() for s in self.layers if isinstance(s, LayerStats)}
 
     def close(self) -> None:
         """Detach hooks and statistics from the model."""

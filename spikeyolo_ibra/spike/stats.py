@@ -21,6 +21,7 @@ from torch import nn
 from ..energy import conv_macs, sops_from_counts
 from ..neuron import NeuronConfig
 from .encoding import spike_counts
+from .maps import SopMaps
 
 __all__ = ("EncoderStats", "LayerStats", "firing_summary")
 
@@ -58,6 +59,7 @@ class LayerStats:
     macs_per_step: int = 0
     sums: dict[str, torch.Tensor] = field(default_factory=dict)  # code_sum, spikes, sops_planes, sops_codes
     histogram: torch.Tensor | None = None  # codes 0..Q, on the data's device
+    maps: SopMaps | None = None  # per-image SOP maps of the current forward pass, when a Monitor asks for them
 
     def _add(self, key: str, value: torch.Tensor) -> None:
         self.sums[key] = value if key not in self.sums else self.sums[key] + value
@@ -71,6 +73,8 @@ class LayerStats:
         self._add("code_sum", q.sum(dtype=torch.float64))
         self._add("spikes", counts.sum(dtype=torch.float64))
         self._add("sops_codes", sops_from_counts(counts, conv))
+        if self.maps is not None:
+            self.maps.add(counts, conv, c.T, c.virtual_steps)
         self.macs_per_step = conv_macs(conv, out_hw)
         if self.histogram is None:
             self.histogram = torch.zeros(c.max_code + 1, dtype=torch.long, device=q.device)
@@ -80,6 +84,10 @@ class LayerStats:
     def update_plane(self, b: torch.Tensor, conv: nn.Conv2d) -> None:
         """Add the SOPs of binary planes b (any number of planes folded into the batch) as they reach ``conv``."""
         self._add("sops_planes", sops_from_counts(b, conv))
+
+    def levels(self) -> list[int]:
+        """How many codes of each value 0..Q the layer's neurons emitted, over all images (one read-back)."""
+        return [0] * (self.config.max_code + 1) if self.histogram is None else self.histogram.tolist()
 
     def row(self) -> dict:
         """The report row (per-image averages)."""
