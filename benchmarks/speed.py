@@ -15,7 +15,8 @@ model as ``yolo val`` runs it (``fuse()``, eval, and channels-last memory where 
 x86 CPU inference; ``--channels-last on|off`` forces it). A model given as ``MODEL@compile`` is that through
 ``torch.compile`` (inductor, ``infer`` mode only; it compiles during the untimed warm-up steps), ``MODEL@unfused``
 skips ``fuse()``, ``MODEL@dense`` fuses with every re-parameterisable chain merged into one dense conv (the graph
-spike inference unrolls), and in ``train`` mode ``MODEL@amp`` runs the step under autocast.
+spike inference unrolls), ``MODEL@nchw`` keeps the default memory format; tags combine (``@unfused+nchw``). In
+``train`` mode ``MODEL@amp`` runs the step under autocast.
 On CUDA, peak memory per model is ``torch.cuda.max_memory_allocated``; on CPU run one model per process and read the
 peak RSS (``--models`` with one entry, the ``peak_rss_MiB`` field, and ``step_peak_rise_MiB``: the rise of the process
 high-water mark over the resident size just before the warm-up steps, reset through ``/proc/self/clear_refs``).
@@ -44,18 +45,19 @@ def build(cfg: str, mode: str, device: torch.device, channels_last: bool = False
     from spikeyolo_ibra.fusion import fuse_synapses
 
     name, _, tag = cfg.partition("@")
+    tags = set(tag.split("+")) if tag else set()
     model = YOLO(name).model.to(device)
     if mode == "train":
         model.args = get_cfg()
         return model.train()
     model.eval()
-    if tag != "unfused":
-        if tag == "dense":
+    if "unfused" not in tags:
+        if "dense" in tags:
             fuse_synapses(model, chains="dense")
         model = model.fuse(verbose=False)
-    if channels_last:  # what Ultralytics' AutoBackend does for yolo val / predict (see --channels-last)
+    if channels_last and "nchw" not in tags:  # what Ultralytics' AutoBackend does for yolo val / predict
         model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if tag == "compile" else model
+    return torch.compile(model) if "compile" in tags else model
 
 
 def step_fn(model: torch.nn.Module, mode: str, batch: dict, amp: bool = False) -> callable:
