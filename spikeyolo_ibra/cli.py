@@ -47,16 +47,23 @@ def main(argv: list[str] | None = None) -> int:
 
     import spikeyolo_ibra  # noqa: F401 (registers the plugin)
 
-    from .device import DeviceError
+    from .device import DeviceError, resolve_device
     from .neuron import NeuronConfigError
     from .parser import ModelYAMLError
 
     args = sys.argv[1:] if argv is None else argv
-    for arg in args:  # a path that is not there (a bare name such as yolov8n.pt is Ultralytics' to download)
+    for arg in args:
         key, _, value = arg.partition("=")
-        if key in ("model", "data") and "/" in value and not Path(value).exists():
+        if key in ("model", "data") and "/" in value and not Path(value).exists():  # a bare name: Ultralytics' to fetch
             print(f"spikeyolo: {key}={value} does not exist: check the path.", file=sys.stderr)
             return 2
+        if key == "device" and value:  # one device or a DDP list such as 0,1
+            try:
+                for name in value.split(","):
+                    resolve_device(name)
+            except DeviceError as e:
+                print(f"spikeyolo: {e}", file=sys.stderr)
+                return 2
     stock = tasks.torch_safe_load
     tasks.torch_safe_load = _named_checkpoint_errors(stock)
     try:

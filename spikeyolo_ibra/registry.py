@@ -39,6 +39,10 @@ class Entry:
 _ENTRIES: dict[str, Entry] = {}
 
 
+def _where(cls: type) -> tuple[str, str]:
+    return cls.__module__, cls.__qualname__
+
+
 def register(role: Role = "part") -> Callable[[T], T]:
     """Class decorator: record ``cls`` under its class name with a YAML ``role`` (``part``: not named in YAMLs)."""
     if role not in ROLES:
@@ -46,7 +50,8 @@ def register(role: Role = "part") -> Callable[[T], T]:
 
     def decorate(cls: T) -> T:
         known = _ENTRIES.get(cls.__name__)
-        if known is not None and known.cls is not cls:
+        same_place = known is not None and _where(known.cls) == _where(cls)  # a reload of our module: replace it
+        if known is not None and known.cls is not cls and not same_place:
             raise ValueError(f"{cls.__name__} is registered twice ({known.cls.__module__} and {cls.__module__}).")
         _ENTRIES[cls.__name__] = Entry(cls, role)
         return cls

@@ -45,3 +45,14 @@ def test_an_impossible_neuron_setting_is_one_sentence(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", f"model={tmp_path / 'bad.yaml'}", "epochs=1", f"project={tmp_path}"]) == 2
     assert capsys.readouterr().err.strip() == "spikeyolo: neuron.bits=0 is invalid: use a whole number from 1 to 16."
+
+
+NO_CUDA = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message without CUDA")
+
+
+@NO_CUDA
+@pytest.mark.parametrize(("device", "why"), [("cuda", "asks for CUDA"), ("0,1", "asks for CUDA"), ("gpu", "not a")])
+def test_a_device_this_machine_lacks_is_one_sentence(device, why, tmp_path, capsys):
+    assert main(["train", "model=cfg/ibra-spikeyolo.yaml", f"device={device}", f"project={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("spikeyolo: device ") and why in err[0]
