@@ -91,7 +91,8 @@ def open_source(source: str | Path, imgsz: int) -> Source:
             f"source {source} does not exist or holds no images or videos: pass an image or video file, "
             "a folder or a glob."
         ) from e
-    loader.close()  # it opened the first video already; iterating reopens it
+    if loader.cap:  # it opened the first video already; iterating reopens it (no close() before 8.4.x)
+        loader.cap.release()
     videos = {v: _video_info(v) for v in loader.files[loader.ni :]}
     frames = loader.ni + sum(n for n, _ in videos.values())
     return Source(loader, LetterBox(imgsz, auto=False, stride=STRIDE), frames, videos)
