@@ -68,13 +68,14 @@ def main() -> None:
     yolo_device = str(device.index or 0) if device.type == "cuda" else device.type  # Ultralytics' spelling
     start = time.perf_counter()
     out = a.out.resolve()
-    yolo = str(BIN / "yolo")
+    # The stock command where pip installed it; our wrapper of it where the package came by --target or PYTHONPATH.
+    yolo = [str(BIN / "yolo")] if (BIN / "yolo").is_file() else [sys.executable, "-m", "spikeyolo_ibra.cli"]
     common = [f"imgsz={a.imgsz}", f"device={yolo_device}", f"project={out}", "exist_ok=True"]
     threads = {CPU_THREADS_ENV: str(os.cpu_count() or 1)}  # on a CPU, Ultralytics alone would use cores - 1
     print(f"demo: training on {device} with {recipe}, {a.minutes:g} minutes, {a.imgsz} px", flush=True)
 
     run(
-        yolo,
+        *yolo,
         "train",
         "model=cfg/ibra-spikeyolo.yaml",
         "data=cfg/datasets/shapes.yaml",
@@ -88,7 +89,7 @@ def main() -> None:
     )
     best = out / "train" / "weights" / "best.pt"
     run(
-        yolo,
+        *yolo,
         "val",
         f"model={best}",
         "data=cfg/datasets/shapes.yaml",
