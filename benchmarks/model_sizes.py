@@ -2,14 +2,17 @@
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/model_sizes.py
 
-Each model is built the way a user builds it (``YOLO('cfg/ibra-spikeyolo-n.yaml').model``), counted, profiled with
-Ultralytics' ``get_flops(model, imgsz=640)``, then fused (``model.fuse()``: BN folded, re-parameterised chains merged
-into dense convs) and counted and profiled again. GFLOPs are Ultralytics' convention (2 x MACs, one 640 x 640 image,
-T = 1); neurons and pooling count as zero. Prints Markdown tables and writes ``bench/model_sizes.json``.
+Each model is built the way a user builds it (``YOLO('cfg/ibra-spikeyolo-n.yaml').model``), counted and profiled with
+Ultralytics' ``get_flops(model, imgsz=640)`` in three forms: as trained; fused as ``yolo val`` runs it
+(``model.fuse()``: BN folded, re-parameterisable chains kept factored); and dense, every chain merged into the one
+k x k conv it equals (``SPIKEYOLO_CHAINS=dense``: the graph spike inference unrolls). GFLOPs are Ultralytics'
+convention (2 x MACs, one 640 x 640 image, T = 1); neurons and pooling count as zero. Prints Markdown tables and
+writes ``bench/model_sizes.json``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import platform
@@ -24,6 +27,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import get_flops
 
 import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
+from spikeyolo_ibra.fusion import fuse_synapses
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("ibra-spikeyolo", "spikeyolo", "ann-spikeyolo")
@@ -48,11 +52,13 @@ def gflops(model: nn.Module) -> float:
 
 
 def sizes(cfg: str, scale: str) -> dict:
-    """Parameters and GFLOPs of one model, unfused (the training graph) and fused (the inference graph)."""
+    """Parameters and GFLOPs of one model: as trained, fused as ``yolo val`` runs it, and with dense chains."""
     model = YOLO(str(ROOT / "cfg" / f"{cfg}-{scale}.yaml")).model.eval()
     row = {"params": n_params(model), "gflops": gflops(model)}
+    dense = fuse_synapses(copy.deepcopy(model), chains="dense").fuse(verbose=False)
     model.fuse(verbose=False)
     row.update(params_fused=n_params(model), gflops_fused=gflops(model))
+    row.update(params_dense=n_params(dense), gflops_dense=gflops(dense))
     return row
 
 
@@ -127,14 +133,17 @@ def main() -> None:
     layers = layer_table()
     ratios = ratio_check()
 
-    print("| scale | params (train) | GFLOPs (train) | params (fused) | GFLOPs (fused) | SpikeYOLO published | diff |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| scale | params, train | GFLOPs, train | params, fused | GFLOPs, fused | params, dense | GFLOPs, dense "
+        "| SpikeYOLO published params | train vs published |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in SCALES:
         r = results["ibra-spikeyolo"][s]
         diff = 100 * (r["params"] / 1e6 / PUBLISHED_M[s] - 1)
         print(
             f"| {s} | {r['params']:,} | {r['gflops']:.1f} | {r['params_fused']:,} | {r['gflops_fused']:.1f} "
-            f"| {PUBLISHED_M[s]}M | {diff:+.2f} % |"
+            f"| {r['params_dense']:,} | {r['gflops_dense']:.1f} | {PUBLISHED_M[s]}M | {diff:+.2f} % |"
         )
     same = all(results[c] == results["ibra-spikeyolo"] for c in CONFIGS)
     print(f"\nspikeyolo.yaml and ann-spikeyolo.yaml give the same numbers as ibra-spikeyolo.yaml: {same}\n")

@@ -4,8 +4,8 @@ Ultralytics calls ``model.fuse()`` before ``yolo val``, ``predict`` and ``export
 
 1. :func:`fuse_synapses`: every re-parameterisable chain (1x1 -> BN -> depthwise -> 1x1 -> BN -> BN) becomes its
    **factored** form, BN folded and one bias (:meth:`~spikeyolo_ibra.blocks.LinearChain.factored`), or with
-   ``SPIKEYOLO_CHAINS=dense`` one dense k x k conv. Factored keeps the training graph's 13.3M parameters at scale n
-   where dense has 34.5M; it is the faster form on the CPU (docs/benchmarks.md).
+   ``SPIKEYOLO_CHAINS=dense`` one dense k x k conv. At scale n factored has 13.2M parameters where dense has 34.5M
+   (``benchmarks/model_sizes.py``, docs/architecture.md); it is the faster form on the CPU (docs/benchmarks.md).
 2. :func:`fold_alignment_scale`: membranes are carried multiplied by the range-alignment scale N. The encoder's and
    every synapse's constant terms (BN shift, bias) are multiplied by N, the head's output convs divide their weights
    by N, and each neuron, now :attr:`~spikeyolo_ibra.neuron.IBLIF.prescaled`, computes q = round(clip(u', 0, Q)) and
