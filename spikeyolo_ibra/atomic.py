@@ -1,13 +1,31 @@
-"""Folders that appear whole or not at all: build beside the target, then swap it in with renames."""
+"""Files and folders that appear whole or not at all: write beside the target, then rename it into place."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ("sibling_dir", "swap_in")
+__all__ = ("replacing", "sibling_dir", "swap_in")
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` to write; renamed over ``path`` when the block succeeds, else removed.
+
+    Readers see the old file or the whole new one, never a partial one; each process writes its own temporary name,
+    and the file gets the mode the umask gives (unlike ``tempfile.mkstemp``'s 0600).
+    """
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sibling_dir(root: Path, tag: str) -> Path:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ from typing import Any
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from ultralytics.utils import LOGGER
+
+from .atomic import replacing
 
 
 def evaluate(
@@ -87,14 +87,8 @@ def annotations_for(validator: Any) -> Path | None:
 
 def _write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2))
 
 
 def on_val_end(validator: Any) -> None:

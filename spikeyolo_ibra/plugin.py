@@ -30,7 +30,6 @@ import importlib.util
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from ultralytics.utils import LOGGER, USER_CONFIG_DIR
 from ultralytics.utils.callbacks.base import default_callbacks
 
 from . import blocks, fusion, head, neuron, registry  # noqa: F401 (the imports register our classes)
+from .atomic import replacing
 from .coco import on_val_end
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 
@@ -165,16 +165,12 @@ def offline_font() -> None:
     import matplotlib
 
     source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".Arial.", suffix=".tmp")  # own name per process
-        os.close(fd)
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            shutil.copyfile(source, tmp)
     except OSError:  # a read-only config dir: Ultralytics falls back to its own logic
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 def _cpu_threads(worker: Any) -> None:

@@ -25,7 +25,6 @@ import copy
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from ultralytics.nn import tasks
 from ultralytics.nn.tasks import DetectionModel
 
 from .. import __version__, blocks
+from ..atomic import replacing
 from ..neuron import NeuronConfig
 from .safe_pickle import Inert, SafeLoadError, load, origin, walk
 
@@ -134,11 +134,8 @@ class Source:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _fail(path: Path, what: str) -> SpikeYOLOImportError:
@@ -639,16 +636,8 @@ def save_checkpoint(model: DetectionModel, dst: str | Path, train_args: dict, ex
         **extra,
     }
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with replacing(dst) as tmp:
         torch.save(ckpt, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 @dataclass
