@@ -1,8 +1,10 @@
 """Where tensors run: the device a user names on our command lines, and exact float32 on CUDA.
 
-Every command of ours (``spike-infer``, ``tools/demo.py``, ``tools/import_spikeyolo.py``) takes ``--device`` the way
-Ultralytics does (``cpu``, ``cuda``, ``cuda:N`` or a bare index ``N``) and turns a device this machine does not have
-into one sentence (:class:`DeviceError`), never a CUDA traceback halfway through a run.
+Every command of ours that runs a model (``spike-infer``, ``tools/demo.py``, the ``spikeyolo`` command's ``device=``,
+the benchmarks) takes a device the way Ultralytics does (``cpu``, ``cuda``, ``cuda:N`` or a bare index ``N``) and
+turns one this machine does not have into one sentence (:class:`DeviceError`), never a CUDA traceback halfway
+through a run. Ultralytics' ``select_device`` is not used here: it changes process state (8.4.0 sets
+``CUDA_VISIBLE_DEVICES``, 8.4.190 the current CUDA device) and logs a banner.
 """
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ def spike_infer(
         )
     src = open_source(source, imgsz)
     model = load_spiking_model(weights, device).to(DTYPES[dtype])
-    spike_model = to_spike_driven(model, accumulate, torch.float64 if exact else None)
     accumulator = torch.float64 if exact else None
+    spike_model = to_spike_driven(model, accumulate, accumulator)
     other = Comparison(compare, weights, device, DTYPES[dtype], accumulate, accumulator) if compare else None
     names = model.names if isinstance(getattr(model, "names", None), dict) else {i: str(i) for i in range(model.nc)}
     costs = COSTS[energy]

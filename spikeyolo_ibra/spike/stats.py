@@ -21,6 +21,7 @@ from torch import nn
 from ..energy import conv_macs, sops_from_counts
 from ..neuron import NeuronConfig
 from .encoding import spike_counts
+from .levels import summary
 from .maps import SopMaps
 
 __all__ = ("EncoderStats", "LayerStats", "firing_summary")
@@ -94,8 +95,8 @@ class LayerStats:
         c, n = self.config, max(self.images, 1)
         per_image = max(self.neurons, 1) * n
         total = {k: float(v) for k, v in self.sums.items()}
-        histogram = torch.zeros(c.max_code + 1, dtype=torch.long) if self.histogram is None else self.histogram.cpu()
-        seen = histogram.nonzero().flatten()
+        levels = self.levels()
+        use = summary(levels)
         return {
             "name": self.name,
             "kind": "spiking",
@@ -103,11 +104,11 @@ class LayerStats:
             "mean_code": total.get("code_sum", 0.0) / (per_image * c.T),
             "firing_rate": total.get("spikes", 0.0) / (per_image * c.T * c.virtual_steps),
             "spikes_per_neuron": total.get("spikes", 0.0) / per_image,
-            "nonzero_share": 1 - int(histogram[0]) / max(int(histogram.sum()), 1) if seen.numel() else 0.0,
-            "max_code_seen": int(seen[-1]) if seen.numel() else 0,
-            "levels_used": seen.numel(),
-            "levels_possible": c.max_code + 1,
-            "level_utilisation": seen.numel() / (c.max_code + 1),
+            "nonzero_share": use["nonzero_share"],
+            "max_code_seen": max((q for q, n in enumerate(levels) if n), default=0),
+            "levels_used": use["levels_used"],
+            "levels_possible": use["levels_possible"],
+            "level_utilisation": use["levels_used"] / use["levels_possible"],
             "sops": total.get("sops_planes", 0.0) / n,
             "sops_from_codes": total.get("sops_codes", 0.0) / n,
             "macs": self.macs_per_step * c.T,
