@@ -19,7 +19,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.conv import autopad
 
-from .neuron import active_config, make_neuron, migrate_timesteps
+from .neuron import SharedTimesteps, active_config, make_neuron
 from .registry import exported, register
 
 
@@ -274,7 +274,7 @@ class SpikeRepConv(SpikingSynapse):
 
 
 @register("channels")
-class SpikeDownsample(nn.Module):
+class SpikeDownsample(SharedTimesteps, nn.Module):
     """Downsampling conv -> BN. The first layer takes the real-valued image (no neuron) and repeats it T times."""
 
     def __init__(self, c1: int, c2: int, k: int = 3, s: int = 2, p: int | None = None, first: bool = False) -> None:
@@ -283,15 +283,6 @@ class SpikeDownsample(nn.Module):
         self.first = first
         self.config = active_config()  # the model's neuron settings, shared: T lives there
         self.conv = Conv(c1, c2, k, s, p, act=False) if first else SpikeConv(c1, c2, k, s, p)
-
-    @property
-    def T(self) -> int:  # noqa: N802 (the symbol of the paper)
-        """Logical timesteps, from the shared neuron settings."""
-        return self.config.T
-
-    def __setstate__(self, state: dict) -> None:
-        """Load checkpoints of 0.1, which kept their own copy of T."""
-        super().__setstate__(migrate_timesteps(state))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode (first layer: the same frame at every logical timestep) or downsample spikes."""

@@ -9,12 +9,12 @@ from torch import nn
 from ultralytics.nn.modules import Detect
 
 from .blocks import SpikeConv
-from .neuron import active_config, migrate_timesteps
+from .neuron import SharedTimesteps, active_config
 from .registry import exported, register
 
 
 @register("detect")
-class SpikeDetect(Detect):
+class SpikeDetect(SharedTimesteps, Detect):
     """YOLOv8 decoupled head whose branches are spiking convs; outputs are averaged over the T logical timesteps.
 
     Each branch is neuron -> conv -> BN, twice, then neuron -> 1x1 conv with bias. Everything after the branches
@@ -43,15 +43,6 @@ class SpikeDetect(Detect):
 
             self.one2one_cv2 = copy.deepcopy(self.cv2)
             self.one2one_cv3 = copy.deepcopy(self.cv3)
-
-    @property
-    def T(self) -> int:  # noqa: N802 (the symbol of the paper)
-        """Logical timesteps, from the shared neuron settings."""
-        return self.config.T
-
-    def __setstate__(self, state: dict) -> None:
-        """Load checkpoints of 0.1, which kept their own copy of T."""
-        super().__setstate__(migrate_timesteps(state))
 
     def _time_mean(self, x: torch.Tensor) -> torch.Tensor:
         """(T * B, ...) -> (B, ...), the mean over logical timesteps."""

@@ -37,6 +37,7 @@ __all__ = (
     "IBLIF",
     "NeuronConfig",
     "NeuronConfigError",
+    "SharedTimesteps",
     "active_config",
     "make_neuron",
     "neuron_context",
@@ -306,9 +307,9 @@ def set_timesteps(model: nn.Module, T: int) -> nn.Module:  # noqa: N803 (the sym
         config = getattr(m, "config", None)
         if isinstance(config, NeuronConfig):
             m.config = replaced.setdefault(id(config), dataclasses.replace(config, T=T))
-    neuron = getattr(model, "yaml", {}).get("neuron") if isinstance(getattr(model, "yaml", None), dict) else None
-    if isinstance(neuron, dict):
-        neuron["T"] = T
+    yaml = getattr(model, "yaml", None)
+    if isinstance(yaml, dict) and isinstance(yaml.get("neuron"), dict):
+        yaml["neuron"]["T"] = T
     return model
 
 
@@ -319,3 +320,23 @@ def migrate_timesteps(state: dict) -> dict:
     state = dict(state)
     state["config"] = NeuronConfig(T=state.pop("T"))
     return state
+
+
+class SharedTimesteps:
+    """Mixin for a module that keeps the model's shared neuron settings as ``self.config`` and reads T there.
+
+    The encoding layer and the head need T (to repeat the image, to average over time) but hold no neuron; sharing
+    the neurons' settings object keeps one T per model (:func:`set_timesteps`). Checkpoints of 0.1, whose modules kept
+    their own ``T``, load through :func:`migrate_timesteps`.
+    """
+
+    config: NeuronConfig
+
+    @property
+    def T(self) -> int:  # noqa: N802 (the symbol of the paper)
+        """Logical timesteps, from the shared neuron settings."""
+        return self.config.T
+
+    def __setstate__(self, state: dict) -> None:
+        """Load checkpoints of 0.1, which kept their own copy of T."""
+        super().__setstate__(migrate_timesteps(state))

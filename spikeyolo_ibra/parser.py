@@ -71,9 +71,8 @@ def _row_error(i: int, row: list, why: str) -> ModelYAMLError:
     return ModelYAMLError(f"layer {i} of the model YAML, [{f}, {n}, {name}, {args}], {why}")
 
 
-def _module(i: int, row: list) -> type:
+def _module(i: int, row: list, blocks: dict[str, registry.Entry]) -> type:
     name = row[2]
-    blocks = registry.yaml_blocks()
     if name in blocks:
         return blocks[name].cls
     if name in STOCK:
@@ -115,15 +114,16 @@ def parse_spiking_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequ
     channels: list[int] = [ch]
     layers, save = [], []
     rows = copy.deepcopy(d["backbone"] + d["head"])
+    blocks = registry.yaml_blocks()
     with neuron_context(config):
         for i, row in enumerate(rows):
             if not (isinstance(row, (list, tuple)) and len(row) == 4 and isinstance(row[3], list)):
                 raise ModelYAMLError(f"layer {i} of the model YAML, {row}, is not a [from, repeats, module, args] row.")
             f, n, name, yaml_args = row
-            m = _module(i, row)
+            m = _module(i, row, blocks)
             args = [_arg(a, scale, nc, i, j) for j, a in enumerate(yaml_args)]
             n = max(round(n * depth), 1) if n > 1 else n
-            role = registry.yaml_blocks().get(name)
+            role = blocks.get(name)
             try:
                 c_in = [channels[x] for x in f] if isinstance(f, list) else channels[f]
                 if role is not None and role.role == "channels":

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 __all__ = ("ROLES", "Entry", "entries", "exported", "register", "safe_classes", "yaml_blocks")
 
 Role = Literal["channels", "detect", "part"]
-ROLES: tuple[str, ...] = ("channels", "detect", "part")
+ROLES: tuple[str, ...] = get_args(Role)
 T = TypeVar("T", bound=type)
 
 

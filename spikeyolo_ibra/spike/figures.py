@@ -151,7 +151,7 @@ def plot_layers(rows: list[dict], path: Path) -> None:
 
 def plot_bitplanes(sample: torch.Tensor, config: NeuronConfig, layer: str, path: Path) -> None:
     """One channel's code map and its binary planes: the picture of the conversion."""
-    channel = int(torch.stack([(sample[c] > 0).sum() for c in range(sample.shape[0])]).argmax())
+    channel = int((sample > 0).sum((1, 2)).argmax())  # the channel with the most active neurons
     q = sample[channel]
     planes = encode(q, config)
     cols = len(planes) + 1
