@@ -70,7 +70,7 @@ def main() -> None:
     a = p.parse_args()
     from _common import run_record
 
-    from spikeyolo_ibra.data.shapes import build_shapes
+    from spikeyolo_ibra.data.shapes import build_shapes, write_data_yaml
 
     started = time.perf_counter()
     work = a.work or a.out.with_suffix("")
@@ -94,16 +94,14 @@ def main() -> None:
 
     # the built-in data set, generated once before the parallel runs, with an absolute path
     data_root = build_shapes(work / "datasets" / "shapes", n_train=48 if dry else 600, n_val=16 if dry else 150)
-    data = work / "shapes.yaml"
-    names = yaml_names()
-    data.write_text(f"path: {data_root}\ntrain: images/train\nval: images/val\nnames:\n{names}")
+    data = write_data_yaml(data_root, work / "shapes.yaml")
     overrides = [f"device={a.device}", f"imgsz={imgsz}", f"time={minutes / 60:.4f}"]
     overrides += ["workers=2" if dry else "workers=3"] + (["batch=8"] if dry else [])
 
     # Ultralytics' AMP check loads yolo26n.pt and would download it; offline, a YOLOv8n built from its YAML (random
     # weights) saved where the check looks lets it compare float32 with AMP outputs all the same.
     from ultralytics import YOLO as Ultralytics
-    from ultralytics.utils import WEIGHTS_DIR
+    from ultralytics.utils import ASSETS, WEIGHTS_DIR
 
     amp_weights = Path(WEIGHTS_DIR) / "yolo26n.pt"
     if not amp_weights.is_file():
@@ -143,7 +141,7 @@ def main() -> None:
     # 2. the stock commands on CUDA, 3. spike-driven inference
     best = accuracy / "ibra-spikeyolo-s0" / "runs" / "ibra-spikeyolo-s0" / "weights" / "best.pt"  # the demo's run
     val_images = str(data_root / "images" / "val" / ("*.jpg" if dry else "00000000060*.jpg"))  # the demo's images
-    bus = str(Path(__import__("ultralytics").__file__).parent / "assets" / "bus.jpg")
+    bus = str(ASSETS / "bus.jpg")
     common = [f"device={a.device}", f"imgsz={imgsz}", f"project={work / 'runs'}", "exist_ok=True"]
     spike = [sys.executable, "tools/spike_infer.py", "--weights", str(best), "--verify", "--source", val_images]
     spike += ["--imgsz", str(imgsz), "--device", "cpu" if a.device == "cpu" else f"cuda:{a.device}"]
@@ -202,13 +200,6 @@ def main() -> None:
     print(json.dumps({k: record.get(k) for k in summary}, indent=1, default=str))
     print(f"wrote {a.out}; failed steps: {failed or 'none'}")
     sys.exit(1 if failed else 0)
-
-
-def yaml_names() -> str:
-    """The built-in set's class names as YAML lines."""
-    from spikeyolo_ibra.data.shapes import SHAPES_NAMES
-
-    return "".join(f"  {i}: {n}\n" for i, n in enumerate(SHAPES_NAMES))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ from _common import channels_last_default, reset_high_water_mark, run_record, st
 from spikeyolo_ibra.device import resolve_device
 
 
+def split_tags(cfg: str) -> tuple[str, set[str]]:
+    """``MODEL@tag1+tag2`` as (MODEL, {tag1, tag2})."""
+    name, _, tag = cfg.partition("@")
+    return name, set(tag.split("+")) if tag else set()
+
+
 def build(cfg: str, mode: str, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
     """A model from its YAML, ready for a training step, or for inference as the ``@tag`` after its name says."""
     from ultralytics import YOLO
@@ -44,8 +50,7 @@ def build(cfg: str, mode: str, device: torch.device, channels_last: bool = False
 
     from spikeyolo_ibra.fusion import fuse_synapses
 
-    name, _, tag = cfg.partition("@")
-    tags = set(tag.split("+")) if tag else set()
+    name, tags = split_tags(cfg)
     model = YOLO(name).model.to(device)
     if mode == "train":
         model.args = get_cfg()
@@ -128,7 +133,7 @@ def main() -> None:
     )
     for cfg in a.models:
         model = build(cfg, a.mode, device, channels_last)
-        steps[cfg] = step_fn(model, a.mode, batch, amp=cfg.partition("@")[2] == "amp")
+        steps[cfg] = step_fn(model, a.mode, batch, amp="amp" in split_tags(cfg)[1])
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         base = reset_high_water_mark()

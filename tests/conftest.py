@@ -50,13 +50,10 @@ def fixture_model() -> ModuleType:
 @pytest.fixture(scope="session")
 def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny built-in dataset (dataset YAML path) shared by the end-to-end tests."""
-    from spikeyolo_ibra.data.shapes import SHAPES_NAMES, build_shapes
+    from spikeyolo_ibra.data.shapes import build_shapes, write_data_yaml
 
     root = build_shapes(tmp_path_factory.mktemp("shapes") / "shapes", n_train=16, n_val=8, imgsz=128, seed=0)
-    names = "\n".join(f"  {i}: {n}" for i, n in enumerate(SHAPES_NAMES))
-    yaml = root.parent / "shapes.yaml"
-    yaml.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
-    return yaml
+    return write_data_yaml(root, root.parent / "shapes.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -154,6 +154,17 @@ def test_dataset_yaml_builds_data_on_first_use(tmp_path: Path, monkeypatch: pyte
     assert len(calls) == 1
 
 
+def test_data_yaml_for_a_set_built_elsewhere(built: dict[str, Path], tmp_path: Path) -> None:
+    from ultralytics.data.utils import check_det_dataset
+
+    from spikeyolo_ibra.data.shapes import write_data_yaml
+
+    data = check_det_dataset(str(write_data_yaml(built["a"], tmp_path / "data.yaml")))
+    assert data["names"] == dict(enumerate(SHAPES_NAMES))
+    assert Path(data["train"]) == built["a"].resolve() / "images" / "train"
+    assert len(list(Path(data["val"]).glob("*.jpg"))) == SMALL["n_val"]
+
+
 def test_cpu_recipe_is_an_ultralytics_cfg_file() -> None:
     from ultralytics.cfg import get_cfg
 

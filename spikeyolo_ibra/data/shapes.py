@@ -26,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 
 from ..atomic import sibling_dir, swap_in
 
@@ -224,6 +225,18 @@ def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def write_data_yaml(root: str | Path, path: str | Path) -> Path:
+    """An Ultralytics data YAML at ``path`` for the set built at ``root`` (absolute path, so any working folder works).
+
+    ``cfg/datasets/shapes.yaml`` is the same file for Ultralytics' own datasets folder; this one is for a set built
+    elsewhere (tests, benchmarks on another machine).
+    """
+    data = {"path": str(Path(root).resolve()), "train": "images/train", "val": "images/val"}
+    path = Path(path)
+    path.write_text(yaml.safe_dump({**data, "names": dict(enumerate(SHAPES_NAMES))}, sort_keys=False))
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
