@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import SpikeYoloError
+
 __all__ = ("CheckpointError", "main")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SpikeYoloError, ValueError):
     """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint)."""
 
 

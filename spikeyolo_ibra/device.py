@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 import torch
 
+from .errors import SpikeYoloError
+
 __all__ = ("DeviceError", "default_device", "no_tf32", "resolve_device")
 
 
-class DeviceError(ValueError):
+class DeviceError(SpikeYoloError, ValueError):
     """A device name this machine cannot run on; the message names it and the fix."""
 
 

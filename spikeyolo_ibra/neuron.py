@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import SpikeYoloError
 from .registry import register
 
 __all__ = (
@@ -49,7 +50,7 @@ CODINGS = ("binary", "unary")
 TYPES = ("lif", "relu")
 
 
-class NeuronConfigError(ValueError):
+class NeuronConfigError(SpikeYoloError, ValueError):
     """An impossible neuron setting in the model YAML's ``neuron:`` mapping."""
 
 

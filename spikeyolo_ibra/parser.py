@@ -34,6 +34,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import make_divisible
 
 from . import registry
+from .errors import SpikeYoloError
 from .neuron import NeuronConfig, neuron_context
 
 __all__ = ("ModelYAMLError", "is_spiking_yaml", "parse_spiking_model", "resolve_scale")
@@ -42,7 +43,7 @@ __all__ = ("ModelYAMLError", "is_spiking_yaml", "parse_spiking_model", "resolve_
 STOCK = {"Concat": Concat, "nn.Upsample": nn.Upsample}
 
 
-class ModelYAMLError(ValueError):
+class ModelYAMLError(SpikeYoloError, ValueError):
     """A row of a spiking model YAML that cannot be built; the message names the layer, the row and the fix."""
 
 

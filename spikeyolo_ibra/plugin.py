@@ -46,6 +46,7 @@ from ultralytics.utils.callbacks.base import default_callbacks
 from . import blocks, fusion, head, neuron, registry  # noqa: F401 (the imports register our classes)
 from .atomic import replacing
 from .coco import on_val_end
+from .errors import SpikeYoloError
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 
 __all__ = ("CPU_THREADS_ENV", "MissingExportExtra", "ModelYAMLError", "UnsupportedUltralytics", "register")
@@ -57,11 +58,11 @@ _SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmx])$")
 EXPORT_MODULES = {"onnx": "always", "onnxruntime": "simplify", "onnxslim": "simplify"}
 
 
-class UnsupportedUltralytics(ImportError):
+class UnsupportedUltralytics(SpikeYoloError, ImportError):
     """The installed Ultralytics is older than the oldest release this version of spikeyolo_ibra works with."""
 
 
-class MissingExportExtra(ImportError):
+class MissingExportExtra(SpikeYoloError, ImportError):
     """ONNX export of a spiking model without the packages of the ``export`` extra."""
 
 

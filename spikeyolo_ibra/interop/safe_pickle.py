@@ -39,10 +39,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..errors import SpikeYoloError
+
 __all__ = ("Inert", "SafeLoadError", "load", "origin", "walk")
 
 
-class SafeLoadError(ValueError):
+class SafeLoadError(SpikeYoloError, ValueError):
     """The file is not a ``torch.save`` archive this reader can read; the message is a sentence fragment."""
 
 

@@ -40,6 +40,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 from .. import __version__, blocks
 from ..atomic import replacing
+from ..errors import SpikeYoloError
 from ..neuron import NeuronConfig
 from .safe_pickle import Inert, SafeLoadError, load, origin, walk
 
@@ -54,7 +55,7 @@ __all__ = (
     "save_checkpoint",
 )
 
-CFG_DIR = Path(__file__).resolve().parents[2] / "cfg"
+CFG_DIR = Path(__file__).resolve().parents[1] / "cfg"
 #: ``--neuron`` choices: the model YAML each one builds (same architecture, same state-dict keys).
 CONFIGS = {"ilif": "spikeyolo.yaml", "ibra": "ibra-spikeyolo.yaml"}
 SUPPORTED = "checkpoints of SpikeYOLO's COCO detector (snn_yolov8.yaml, scales n/s/m/l, I-LIF mem_update neurons)"
@@ -116,7 +117,7 @@ RATIO_LAYER = 24  # our P5 output block; their YAML comments tell m and l users 
 DEPTHS = (0.33, 0.5, 0.67, 1.0)  # depth multiples tried for a width that is none of n/s/m/l
 
 
-class SpikeYOLOImportError(ValueError):
+class SpikeYOLOImportError(SpikeYoloError, ValueError):
     """A file that cannot be imported; the message is one sentence naming what was found and what is supported."""
 
 

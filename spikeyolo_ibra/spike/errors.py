@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import SpikeYoloError
+
 __all__ = ("SpikeInferError",)
 
 
-class SpikeInferError(Exception):
+class SpikeInferError(SpikeYoloError):
     """Bad input to spike inference; the message is one sentence naming the problem and the fix."""

@@ -22,6 +22,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 
 from ..blocks import FactoredChain, LinearChain, SpikingSynapse, fold_conv_bn
+from ..errors import SpikeYoloError
 from ..neuron import IBLIF
 from .encoding import encode, plane, plane_weights
 from .stats import LayerStats
@@ -39,7 +40,7 @@ ACCUMULATE = ("batched", "sequential")
 PARSE_ATTRS = ("f", "i", "type", "np")  # what parse_model attaches to each top-level layer
 
 
-class NotSpikingModelError(ValueError):
+class NotSpikingModelError(SpikeYoloError, ValueError):
     """The model holds no spiking neuron -> synapse pair to unroll."""
 
 
