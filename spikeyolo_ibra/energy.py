@@ -232,7 +232,8 @@ def effective_synops(x: torch.Tensor, conv: nn.Conv2d) -> float:
 
     The layer is applied to (x != 0) with weights (W != 0) and no bias, and the outputs are summed: one operation per
     non-zero input and non-zero weight that reach an output. A spike-fed layer's SOPs equal it when no weight is
-    exactly zero; the encoder's non-zero pixels give its effective MACs.
+    exactly zero; the encoder's non-zero pixels give its effective MACs. Summed over the batch: divide by N for a
+    per-image figure.
     """
     x_nz = (x != 0).to(torch.float64)
     w_nz = (conv.weight.detach() != 0).to(device=x.device, dtype=torch.float64)
