@@ -10,7 +10,8 @@ export YOLO_AUTOINSTALL := False
 
 .PHONY: demo test test-fast test-low lint doc-images clean
 
-$(VENV)/.installed: pyproject.toml
+# The editable install copies the import hook into site-packages: a changed hook reinstalls.
+$(VENV)/.installed: pyproject.toml $(wildcard spikeyolo_ibra/hook/*)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev,export]'

@@ -52,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     from .device import DeviceError, resolve_device
     from .neuron import NeuronConfigError
     from .parser import ModelYAMLError
+    from .plugin import packaged_yaml
 
     args = sys.argv[1:] if argv is None else argv
     for arg in args:
         key, _, value = arg.partition("=")
-        if key in ("model", "data") and "/" in value and not Path(value).exists():  # a bare name: Ultralytics' to fetch
+        missing = "/" in value and not Path(value).exists() and not packaged_yaml(value)  # a bare name: Ultralytics'
+        if key in ("model", "data") and missing:
             print(f"spikeyolo: {key}={value} does not exist: check the path.", file=sys.stderr)
             return 2
         if key == "device" and value:  # one device or a DDP list such as 0,1

@@ -5,7 +5,11 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
 
 - ``tasks.parse_model``: YAMLs with ``neuron:`` are built by our own parser (:mod:`spikeyolo_ibra.parser`), every
   other YAML by Ultralytics' own function, untouched;
-- ``yaml_model_load``: ``cfg/ibra-spikeyolo-s.yaml`` is ``cfg/ibra-spikeyolo.yaml`` at scale ``s`` when no such file
+- ``check_file`` (in ``ultralytics.utils.checks`` and ``ultralytics.data.utils``): a YAML name Ultralytics finds
+  nowhere may be one of ours, looked up in this package as Ultralytics looks in its own (:func:`packaged_yaml`), so
+  ``model=ibra-spikeyolo.yaml data=shapes.yaml cfg=shapes-cpu.yaml`` work from any directory, as ``yolov8n.yaml`` and
+  ``coco8.yaml`` do; a name Ultralytics resolves never reaches that lookup;
+- ``yaml_model_load``: ``ibra-spikeyolo-s.yaml`` is ``ibra-spikeyolo.yaml`` at scale ``s`` when no such file
   exists, and a spiking YAML without ``scale:`` takes its first scale without Ultralytics' warning;
 - ``BaseModel.fuse``: first fuses our modules for integer-mode speed (:mod:`spikeyolo_ibra.fusion`: chains in their
   factored form, ``SPIKEYOLO_CHAINS=dense`` for one dense conv each; the alignment scale folded into the weights); it
@@ -25,11 +29,14 @@ damaged checkpoint into one sentence. Ultralytics' own ``YOLO_AUTOINSTALL=False`
 
 from __future__ import annotations
 
+import functools
+import glob
 import importlib.metadata
 import importlib.util
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +47,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from ultralytics.engine import model as engine_model
 from ultralytics.nn import tasks
-from ultralytics.utils import LOGGER, USER_CONFIG_DIR
+from ultralytics.utils import LOGGER, USER_CONFIG_DIR, checks
 from ultralytics.utils.callbacks.base import default_callbacks
 
 from . import blocks, fusion, head, neuron, registry  # noqa: F401 (the imports register our classes)
@@ -49,9 +56,19 @@ from .coco import on_val_end
 from .errors import SpikeYoloError
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 
-__all__ = ("CPU_THREADS_ENV", "MissingExportExtra", "ModelYAMLError", "UnsupportedUltralytics", "register")
+__all__ = (
+    "CPU_THREADS_ENV",
+    "MissingExportExtra",
+    "ModelYAMLError",
+    "UnsupportedUltralytics",
+    "packaged_yaml",
+    "register",
+)
 
 DISTRIBUTION = "spikeyolo-ibra"
+#: The package folder: its ``cfg/`` holds the model YAMLs, ``cfg/datasets/`` and ``cfg/train/``.
+PACKAGE = Path(__file__).resolve().parent
+YAML_SUFFIXES = (".yaml", ".yml")
 CPU_THREADS_ENV = "SPIKEYOLO_CPU_THREADS"
 _SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmx])$")
 #: Modules ONNX export needs: always, and for ``simplify=True`` (Ultralytics' default).
@@ -93,6 +110,37 @@ def _check_version() -> None:
             f"spikeyolo_ibra needs ultralytics{spec} but found {installed}: run pip install 'ultralytics{spec}'."
         )
     LOGGER.warning(f"spikeyolo_ibra is tested with ultralytics{spec}, not {installed}: report what breaks.")
+
+
+def packaged_yaml(name: str | Path) -> str | None:
+    """The YAML under ``spikeyolo_ibra/cfg/`` that ``name`` names, found as Ultralytics finds its own (``ROOT/**/x``).
+
+    ``shapes.yaml``, ``datasets/shapes.yaml`` and the repository path ``cfg/datasets/shapes.yaml`` all name
+    ``spikeyolo_ibra/cfg/datasets/shapes.yaml``. None for an absolute path, a URL, a file that is no YAML, or no match.
+    """
+    name = str(name).strip()
+    if "://" in name or Path(name).is_absolute() or ".." in Path(name).parts or Path(name).suffix not in YAML_SUFFIXES:
+        return None
+    cfg = PACKAGE / "cfg"
+    found = sorted(p for p in glob.glob(str(PACKAGE / "**" / glob.escape(name)), recursive=True) if Path(p).is_file())
+    found = [p for p in found if Path(p).is_relative_to(cfg)]
+    return found[0] if found else None
+
+
+def _wrap_check_file(stock: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(stock)
+    def check_file(file: Any, *args: Any, **kwargs: Any) -> Any:
+        """Ultralytics' ``check_file``; a YAML name it finds nowhere (``[]``, FileNotFoundError) may be ours."""
+        try:
+            found = stock(file, *args, **kwargs)
+        except FileNotFoundError:
+            if ours := packaged_yaml(file):
+                return ours
+            raise
+        return found or packaged_yaml(file) or found
+
+    check_file.spikeyolo = True
+    return check_file
 
 
 def _wrap_parse_model(stock: Callable[..., Any]) -> Callable[..., Any]:
@@ -199,6 +247,13 @@ def register() -> None:
     if getattr(tasks.parse_model, "spikeyolo", False):
         return
     _check_version()
+    stock_check_file = checks.check_file
+    checks.check_file = _wrap_check_file(stock_check_file)  # check_yaml's lookup: model=, cfg=
+    # data=: check_det_dataset calls the name ultralytics.data.utils bound at its import. Imported later (or now,
+    # partway: it imports nn.tasks before check_file) it binds ours; imported earlier, it is rebound here.
+    data_utils = sys.modules.get("ultralytics.data.utils")
+    if getattr(data_utils, "check_file", None) is stock_check_file:
+        data_utils.check_file = checks.check_file
     loader = _wrap_yaml_model_load(tasks.yaml_model_load)
     tasks.yaml_model_load = engine_model.yaml_model_load = loader
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
