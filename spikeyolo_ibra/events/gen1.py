@@ -171,13 +171,14 @@ def _done_path(out: Path, rec: Recording) -> Path:
     return out / ".done" / rec.split / f"{rec.name}.json"
 
 
-def convert_recording(rec: Recording, out: Path, conv: Conversion) -> dict[str, Any]:
+def convert_recording(
+    rec: Recording, out: Path, conv: Conversion, names: dict[int, str] = GEN1_NAMES
+) -> dict[str, Any]:
     """Convert one recording (samples, labels, then its done-marker); return what the marker holds."""
     boxes = filter_boxes(read_boxes(rec.boxes), conv.protocol, conv.height, conv.width)
-    if len(boxes) and not set(np.unique(boxes["class_id"]).tolist()) <= set(GEN1_NAMES):
-        raise EventDataError(
-            f"{rec.boxes} has class ids {sorted(set(boxes['class_id']))}: Gen1 has 0 car, 1 pedestrian."
-        )
+    if len(boxes) and not set(np.unique(boxes["class_id"]).tolist()) <= set(names):
+        found = sorted(set(boxes["class_id"].tolist()))
+        raise EventDataError(f"{rec.boxes} has class ids {found}, not all in {names}: give boxes of those classes.")
     events = read_dat(rec.dat)
     images, labels = out / "images" / rec.split, out / "labels" / rec.split
     images.mkdir(parents=True, exist_ok=True)
@@ -206,14 +207,14 @@ def _is_done(out: Path, rec: Recording, conv: Conversion) -> bool:
         return False
 
 
-def _run(pending: list[Recording], out: Path, conv: Conversion, workers: int) -> Iterator[int]:
+def _run(pending: list[Recording], out: Path, conv: Conversion, names: dict[int, str], workers: int) -> Iterator[int]:
     """Convert ``pending`` on ``workers`` processes (0: in this one); yield each recording's event count."""
     if workers == 0 or len(pending) < 2:
         for rec in pending:
-            yield convert_recording(rec, out, conv)["events"]
+            yield convert_recording(rec, out, conv, names)["events"]
         return
     with ProcessPoolExecutor(min(workers, len(pending))) as pool:
-        futures = {pool.submit(convert_recording, rec, out, conv) for rec in pending}
+        futures = {pool.submit(convert_recording, rec, out, conv, names) for rec in pending}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_EXCEPTION)
             for future in finished:
@@ -268,6 +269,7 @@ def convert(
     names: dict[int, str] = GEN1_NAMES,
     yaml_name: str = "gen1.yaml",
     progress: bool = True,
+    note: str | None = None,
 ) -> Path:
     """Convert the Gen1-layout folder ``root`` into ``out``; return the data YAML's path. Resumable.
 
@@ -280,6 +282,7 @@ def convert(
         names: Class names by id.
         yaml_name: File name of the data YAML written in ``out``, last.
         progress: Show a progress bar of recordings.
+        note: First-line comment of the data YAML (default: where the set was converted from).
 
     Raises:
         EventDataError: a missing split, a bad .dat or box file (one sentence naming it), or an ``out`` converted
@@ -313,7 +316,7 @@ def convert(
         disable=None if progress else True,
     )
     events = 0
-    for n in _run(pending, out, conv, workers):
+    for n in _run(pending, out, conv, names, workers):
         events += n
         bar.update(1)
         bar.set_postfix(events=f"{events:,}")
@@ -322,5 +325,5 @@ def convert(
     for split in splits:
         coco = coco_split(out, [r for r in recs if r.split == split], conv, names)
         _write_text(out / "annotations" / f"instances_{split}2017.json", json.dumps(coco))
-    note = f"converted from {root.resolve()} by spikeyolo_ibra.events (spikeyolo-events gen1)"
+    note = note or f"converted from {root.resolve()} by spikeyolo_ibra.events (spikeyolo-events gen1)"
     return write_data_yaml(out / yaml_name, splits, conv, names, note)
