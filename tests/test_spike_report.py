@@ -14,10 +14,10 @@ from ultralytics.utils import ASSETS
 from spikeyolo_ibra.energy import sops_from_counts
 from spikeyolo_ibra.spike import Monitor, to_spike_driven
 from spikeyolo_ibra.spike.cli import main
-from spikeyolo_ibra.spike.compare import parse_compare
-from spikeyolo_ibra.spike.levels import chosen_layers, network, summary
-from spikeyolo_ibra.spike.maps import fanout, layer_map, to_image
-from spikeyolo_ibra.spike.units import count, energy, percent
+from spikeyolo_ibra.spike.inference import parse_compare
+from spikeyolo_ibra.spike.measure import fanout, layer_map, network, summary, to_image
+from spikeyolo_ibra.spike.report.units import count, energy, percent
+from spikeyolo_ibra.spike.report.writer import chosen_layers
 
 
 def test_fanout_of_a_3x3_pad_1_conv_by_hand():
@@ -164,7 +164,8 @@ def test_bad_compare_gives_one_sentence_and_leaves_nothing(tiny_checkpoint, tmp_
         out = tmp_path / "out"
         other = str(tmp_path / compare) if compare.endswith(".pt") else compare
         args = ["--weights", str(tiny_checkpoint), "--source", str(ASSETS / "bus.jpg"), "--imgsz", "64"]
-        assert main([*args, "--compare", other, "--out", str(out)]) == 2, compare
+        with pytest.raises(SystemExit, match="^2$"):
+            main([*args, "--compare", other, "--out", str(out)])
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and phrase in err[0], (compare, err)
         assert not out.exists() and not list(tmp_path.glob(".out.*")), compare
@@ -183,7 +184,8 @@ def test_compare_of_n_on_a_checkpoint_saved_fused_is_refused(tiny_spiking_model,
     fused = tmp_path / "fused.pt"
     torch.save({"model": tiny_spiking_model().fuse(verbose=False), "train_args": {}}, fused)
     args = ["--weights", str(fused), "--source", str(ASSETS / "bus.jpg"), "--imgsz", "64", "--out", str(tmp_path / "o")]
-    assert main([*args, "--compare", "scale=1"]) == 2
+    with pytest.raises(SystemExit, match="^2$"):
+        main([*args, "--compare", "scale=1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "was saved fused, with N folded into its weights" in err[0]
     assert not (tmp_path / "o").exists()

@@ -13,7 +13,7 @@ import base64
 import html
 from pathlib import Path
 
-from ..neuron import NeuronConfig
+from ...neuron import NeuronConfig
 from . import units
 
 __all__ = ("GALLERY_MAX", "neuron_in_words", "render")

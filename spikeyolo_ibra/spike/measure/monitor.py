@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..blocks import SpikeDownsample
-from ..energy import CostTable, totals_from_counts
+from ...blocks import SpikeDownsample
+from ...energy import CostTable, layer_energy_mj, totals_from_counts
+from ..runtime import SpikeDrivenSynapse, synapse_conv
 from .maps import SopMaps, to_image
-from .runtime import SpikeDrivenSynapse, synapse_conv
 from .stats import EncoderStats, LayerStats
 
 __all__ = ("Monitor",)
@@ -31,7 +31,7 @@ class Monitor:
     """
 
     def __init__(self, model: nn.Module, maps: bool = False) -> None:
-        """Attach to ``model`` (a result of :func:`~spikeyolo_ibra.spike.runtime.to_spike_driven`)."""
+        """Attach to ``model`` (a result of :func:`~spikeyolo_ibra.spike.runtime.graph.to_spike_driven`)."""
         self.layers: list[EncoderStats | LayerStats] = []
         self.sample: torch.Tensor | None = None
         self.sample_layer = ""
@@ -57,9 +57,13 @@ class Monitor:
         if self.sample is None:
             self.sample = module.neuron.codes(args[0])[0].cpu()
 
-    def rows(self) -> list[dict]:
-        """One row per layer in model order (per-image averages)."""
-        return [s.row() for s in self.layers]
+    def rows(self, costs: CostTable | None = None) -> list[dict]:
+        """One row per layer in model order (per-image averages); priced with ``costs``: each row's ``energy_mJ``."""
+        rows = [s.row() for s in self.layers]
+        if costs is not None:
+            for row in rows:
+                row["energy_mJ"] = layer_energy_mj(row, costs)
+        return rows
 
     def macs_per_image(self) -> tuple[int, int]:
         """(MACs of the encoding layer, MACs of the ANN twin) per image, known after the first forward pass."""

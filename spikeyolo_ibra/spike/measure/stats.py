@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..energy import conv_macs, sops_from_counts
-from ..neuron import NeuronConfig
-from .encoding import spike_counts
+from ...energy import conv_macs, sops_from_counts
+from ...neuron import NeuronConfig
+from ..runtime import batch_size, spike_counts
 from .levels import summary
 from .maps import SopMaps
 
@@ -69,7 +69,7 @@ class LayerStats:
         """Add one batch of codes q (T * B, C, H, W) entering ``conv``; no host synchronisation."""
         c = self.config
         self.neurons = q[0].numel()
-        self.images += q.shape[0] // c.T
+        self.images += batch_size(q, c.T)
         counts = spike_counts(q, c)
         self._add("code_sum", q.sum(dtype=torch.float64))
         self._add("spikes", counts.sum(dtype=torch.float64))

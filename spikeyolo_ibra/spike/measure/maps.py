@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from ultralytics.utils.ops import scale_masks
 
+from ..runtime import unfold_time
+
 __all__ = ("SopMaps", "fanout", "layer_map", "to_image")
 
 
@@ -38,7 +40,7 @@ def fanout(conv: nn.Conv2d, in_hw: tuple[int, int], device: torch.device | str |
 def layer_map(counts: torch.Tensor, conv: nn.Conv2d, T: int, f: torch.Tensor | None = None) -> torch.Tensor:
     """SOP(h, w) per image, (B, H, W) float64, from spike counts (T * B, C_in, H, W) entering ``conv``."""
     s = counts.to(torch.float64).sum(1)
-    s = s.reshape(T, -1, *s.shape[1:]).sum(0)  # time is the outer factor of the batch
+    s = unfold_time(s, T).sum(0)
     f = fanout(conv, s.shape[-2:], s.device) if f is None else f
     return s * f * (conv.out_channels / conv.groups)
 
@@ -71,7 +73,7 @@ class SopMaps:
         if key not in self._fanouts:
             self._fanouts[key] = fanout(conv, counts.shape[-2:], counts.device)
         m = layer_map(counts, conv, T, self._fanouts[key])
-        self.spikes += counts.to(torch.float64).reshape(T, -1, *counts.shape[1:]).sum((0, 2, 3, 4))
+        self.spikes += unfold_time(counts.to(torch.float64), T).sum((0, 2, 3, 4))
         self.slots += counts[0].numel() * T * virtual_steps
         up = F.interpolate(m.unsqueeze(1), size=self.sops.shape[-2:], mode="nearest").squeeze(1)
         # spread each cell over its pixels, keeping each image's sum exactly (nearest may repeat cells unevenly)
