@@ -19,13 +19,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from spikeyolo_ibra.spike.verify import detect, same_detections
 from ultralytics import YOLO
 from ultralytics.utils import ASSETS
 
 from spikeyolo_ibra.interop import SpikeYOLOImportError, import_spikeyolo, safe_pickle
 from spikeyolo_ibra.interop.cli import main
-from spikeyolo_ibra.spike import Equivalence, run_pair, to_spike_driven
+from spikeyolo_ibra.spike import Equivalence, detect, run_pair, same_detections, to_spike_driven
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,9 +25,9 @@ from ultralytics.engine.results import Results
 from ultralytics.utils import TQDM
 from ultralytics.utils.ops import scale_boxes
 
-from ...device import DeviceError, no_tf32, resolve_device
+from ...device import no_tf32, resolve_device
 from ...energy import COSTS, CostTable, energy_totals
-from ..errors import SettingError, SpikeInferError
+from ..errors import SettingError
 from ..measure import Monitor
 from ..runtime import ACCUMULATE, Equivalence, detect, run_pair, to_spike_driven
 from .checkpoint import load_spiking_checkpoint
@@ -68,6 +68,12 @@ class Settings:
         if self.imgsz <= 0 or self.imgsz % STRIDE:
             size = max(STRIDE, -(-self.imgsz // STRIDE) * STRIDE)
             raise SettingError("imgsz", self.imgsz, f" is not a positive multiple of {STRIDE}", example=size)
+        resolve_device(self.device)  # DeviceError (one sentence) for a device this machine cannot run on
+
+    @property
+    def torch_device(self) -> torch.device:
+        """``device`` as a torch device on this machine (None: the first GPU if there is one, else the CPU)."""
+        return resolve_device(self.device)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -124,10 +130,7 @@ class Inference:
     def __init__(self, weights: str | Path, settings: Settings | None = None) -> None:
         """Read ``weights`` and derive the integer, spike-driven and compared models; SpikeInferError if unusable."""
         self.settings = s = settings or Settings()
-        try:
-            self.device = resolve_device(s.device)
-        except DeviceError as e:
-            raise SpikeInferError(str(e)) from e
+        self.device = s.torch_device
         self.weights = str(weights)
         model = load_spiking_checkpoint(weights, self.device)
         compared = compared_model(s.compare, model, weights, self.device) if s.compare else None
