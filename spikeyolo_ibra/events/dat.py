@@ -90,10 +90,11 @@ def read_dat(path: str | Path) -> np.ndarray:
     events["y"] = (w >> _XY_BITS) & _MASK14
     events["p"] = (w >> 28) & 1
     for axis, key in (("x", "Width"), ("y", "Height")):
-        if key in fields and fields[key].isdigit() and t.size and int(events[axis].max()) >= int(fields[key]):
+        size = fields.get(key, "")
+        if size.isdigit() and t.size and int(events[axis].max()) >= int(size):
             raise EventDataError(
-                f"{path} has events at {axis} = {int(events[axis].max())} on a sensor {fields[key]} wide/high by its "
-                "header: it is damaged or not a Prophesee .dat file."
+                f"{path} has an event at {axis} = {int(events[axis].max())}, outside the {key.lower()} of {size} its "
+                "header declares: it is damaged or not a Prophesee .dat file."
             )
     return events
 
