@@ -35,7 +35,8 @@ def check_cli(checkpoint, tmp_path, capsys):
     out = tmp_path / "report"
     args = ["--weights", str(checkpoint), "--source", str(BUS), "--imgsz", "96", "--verify", "--out", str(out)]
     assert main([*args, "--conf", "0.001"]) == 0
-    assert "PASS" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "PASS" in printed and "with memory (sram_1mb, 1.56 pJ/bit): SNN " in printed
     names = {p.name for p in out.iterdir()}
     assert {"report.json", "detections.json", "bus.jpg", "layers.png", "bitplanes.png", "report.html"} <= names
     report = json.loads((out / "report.json").read_text())

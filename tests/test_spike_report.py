@@ -122,6 +122,33 @@ def test_per_image_figures_add_up_to_the_totals(report_run):
     assert [len(d["detections"]) for d in detections] == [p["detections"] for p in per_image]
 
 
+def test_energy_with_memory_per_image_and_in_total(report_run):
+    """Compute-only and compute + memory, per image and per run, from the rows the measurement wrote."""
+    report = json.loads((report_run / "report.json").read_text())
+    e, layers = report["energy"], report["layers"]
+    assert e["memory"]["table"] == "sram_1mb" and "Horowitz" in e["memory"]["source"]
+    for key in ("snn", "ann", "snn_int8", "qann_int8"):
+        assert e[f"{key}_total_mJ"] == pytest.approx(e[f"{key}_mJ"] + e[f"{key}_mem_mJ"], rel=1e-12)
+    assert sum(r["memory_mJ"] for r in layers) == pytest.approx(e["snn_mem_mJ"], rel=1e-12)
+    assert sum(r["ann_memory_mJ"] for r in layers) == pytest.approx(e["ann_mem_mJ"], rel=1e-12)
+    spiking = [r for r in layers if r["kind"] == "spiking"]
+    for r in spiking:  # what the energy model needs, measured
+        assert r["inputs"] == r["neurons"] and r["weights"] > 0 and r["outputs"] > 0 and r["virtual_steps"] == 9
+        assert r["spikes"] == pytest.approx(r["spikes_per_neuron"] * r["neurons"], rel=1e-12)
+    for p in report["per_image"]:
+        assert p["snn_total_mJ"] == pytest.approx(p["snn_mJ"] + p["snn_mem_mJ"], rel=1e-12)
+        assert p["snn_mem_mJ"] == pytest.approx(e["snn_mem_mJ"], rel=1e-12)  # traffic depends on the geometry alone
+        assert p["activation_sparsity"] == pytest.approx(1 - p["firing_rate"], rel=1e-12)  # NeuroBench's definition
+        assert p["synaptic_operations"]["Effective_ACs"] == pytest.approx(p["sops"], rel=1e-9)
+    assert np.mean([p["snn_total_mJ"] for p in report["per_image"]]) == pytest.approx(e["snn_total_mJ"], rel=1e-12)
+    nb = report["neurobench"]
+    assert nb["footprint_bytes"] >= 4 * sum(r["weights"] for r in layers)
+    assert nb["synaptic_operations"]["Effective_ACs"] == pytest.approx(e["sops"], rel=1e-9)
+    assert report["compare"]["energy"]["snn_total_mJ"] > report["compare"]["energy"]["snn_mJ"] > 0
+    page = (report_run / "report.html").read_text()
+    assert "With memory traffic (sram_1mb" in page and "activation sparsity" in page
+
+
 def test_levels_and_compare(report_run):
     """Range alignment, measured: the same weights coded with N = 1 use far fewer levels than with N = 100."""
     report = json.loads((report_run / "report.json").read_text())

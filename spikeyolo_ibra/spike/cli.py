@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..energy import COSTS
+from ..energy import COSTS, DEFAULT_MEMORY, MEMORY
 from ..errors import one_sentence_errors
 from .errors import SettingError
 from .inference import DTYPES
@@ -27,7 +27,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float64", help="model dtype")
     p.add_argument("--accumulate", choices=ACCUMULATE, default="batched", help="planes at once or one at a time")
     p.add_argument("--exact", action="store_true", help="accumulate the planes in float64 (for --dtype float32)")
-    p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm cost table")
+    p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm operation cost table")
+    p.add_argument(
+        "--memory", choices=tuple(MEMORY), default=DEFAULT_MEMORY, help="45 nm memory the data moves through"
+    )
     p.add_argument("--conf", type=float, default=0.25, help="NMS confidence threshold")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
     p.add_argument(

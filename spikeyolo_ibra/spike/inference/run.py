@@ -13,6 +13,7 @@ run measured over all frames. Whoever writes a report consumes both; nothing her
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,9 @@ from ultralytics.utils import TQDM
 from ultralytics.utils.ops import scale_boxes
 
 from ...device import no_tf32, resolve_device
-from ...energy import COSTS, CostTable, energy_totals
+from ...energy import COSTS, DEFAULT_MEMORY, MEMORY, CostTable, MemoryTable, footprint_bytes
 from ..errors import SettingError
-from ..measure import Monitor
+from ..measure import Monitor, neurobench, price, traffic
 from ..runtime import ACCUMULATE, Equivalence, detect, run_pair, to_spike_driven
 from .checkpoint import load_spiking_checkpoint
 from .compare import compared_model
@@ -41,11 +42,12 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass(frozen=True)
 class Settings:
-    """How a run computes: letterbox size, device, precision, accumulation, cost table, NMS, checks.
+    """How a run computes and prices: letterbox size, device, precision, accumulation, cost tables, NMS, checks.
 
     ``exact`` accumulates the plane convs of a float32 model in float64; ``verify`` runs the integer model beside
     the spike-driven one on every frame; ``compare`` (a checkpoint, or neuron overrides such as ``"scale=1"``) adds
-    a second spike-driven network on the same frames.
+    a second spike-driven network on the same frames. ``energy`` names the operation costs (:data:`COSTS`),
+    ``memory`` the memory costs per bit (:data:`MEMORY`).
     """
 
     imgsz: int = 640
@@ -54,6 +56,7 @@ class Settings:
     accumulate: str = "batched"
     exact: bool = False
     energy: str = "fp32"
+    memory: str = DEFAULT_MEMORY
     conf: float = 0.25
     iou: float = 0.7
     verify: bool = False
@@ -61,7 +64,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Check every setting; SettingError (one sentence) for the first that cannot be used."""
-        for name, allowed in (("dtype", DTYPES), ("accumulate", ACCUMULATE), ("energy", COSTS)):
+        for name, allowed in (("dtype", DTYPES), ("accumulate", ACCUMULATE), ("energy", COSTS), ("memory", MEMORY)):
             value = getattr(self, name)
             if value not in allowed:
                 raise SettingError(name, value, f" is not one of {', '.join(allowed)}", example=next(iter(allowed)))
@@ -85,6 +88,11 @@ class Settings:
         """The cost table ``energy`` names."""
         return COSTS[self.energy]
 
+    @property
+    def memory_costs(self) -> MemoryTable:
+        """The memory table ``memory`` names."""
+        return MEMORY[self.memory]
+
 
 @dataclass
 class FrameResult:
@@ -101,15 +109,21 @@ class FrameResult:
 class RunSummary:
     """What a run measured over all its frames."""
 
-    rows: list[dict]  # per layer, per-image means, with energy_mJ
-    energy: dict  # energy totals per image
+    rows: list[dict]  # per layer, per-image means, with energy_mJ, memory_mJ, ann_memory_mJ
+    energy: dict  # energy totals per image, compute-only and with memory
+    neurobench: dict  # NeuroBench's metrics: activation sparsity, synaptic operations (per image), footprint
     levels: dict[str, list[int]]  # per spike-fed layer, the code histogram
     equivalence: Equivalence | None  # None without verify
     sample: torch.Tensor | None  # the first image's codes (C, H, W) at the first spike-fed layer
     sample_layer: str
     neuron: dict  # the neuron settings of the spike-driven model
-    compare: dict | None = None  # the compared network: label, weights, neuron, rows, energy, levels
+    compare: dict | None = None  # the compared network: label, weights, neuron, rows, energy, neurobench, levels
     frames: int = 0
+
+
+def _footprint(model: nn.Module) -> int:
+    """NeuroBench's footprint of a spike-driven graph in float32, as checkpoints store it, whatever the run's dtype."""
+    return footprint_bytes(copy.deepcopy(model).float())
 
 
 def _neuron(model: nn.Module) -> dict:
@@ -136,7 +150,7 @@ class Inference:
         compared = compared_model(s.compare, model, weights, self.device) if s.compare else None
         accumulator = torch.float64 if s.exact else None
         self.integer = model.fuse(verbose=False).to(s.torch_dtype)  # fused in place: the model read is not kept
-        self.spike = to_spike_driven(self.integer, s.accumulate, accumulator)
+        self.spike = to_spike_driven(self.integer, s.accumulate, accumulator)  # dense convs folded in this dtype
         self.compared = compared
         if compared is not None:
             compared.model = to_spike_driven(compared.model.to(s.torch_dtype), s.accumulate, accumulator)
@@ -191,11 +205,11 @@ class Inference:
         det = det[0].clone()
         det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], frame.image.shape)
         result = Results(frame.image, frame.path, self.names, boxes=det.float().cpu())
-        figures, sop_map = monitor.image_figures(s.costs, frame.image.shape[:2])
+        figures, sop_map = monitor.image_figures(s.costs, frame.image.shape[:2], s.memory_costs)
         compared = None
         if other is not None:
             self.compared.model(x)
-            compared, _ = other.image_figures(s.costs, frame.image.shape[:2])
+            compared, _ = other.image_figures(s.costs, frame.image.shape[:2], s.memory_costs)
         return FrameResult(frame, result, figures, sop_map, compared)
 
     def summary(self) -> RunSummary:
@@ -203,22 +217,24 @@ class Inference:
         if self._monitors is None:
             raise RuntimeError("summary() needs a run: iterate over Inference.run(source) first.")
         monitor, other = self._monitors
-        costs = self.settings.costs
-        rows = monitor.rows(costs)
+        s = self.settings
+        rows = monitor.rows()
         compare = None
         if other is not None:
-            other_rows = other.rows(costs)
+            other_rows = other.rows()
             compare = {
                 "label": self.compared.label,
                 "weights": self.compared.weights,
                 "neuron": _neuron(self.compared.model),
+                "energy": price(other_rows, s.costs, s.memory_costs),
+                "neurobench": {**neurobench(traffic(other_rows)), "footprint_bytes": _footprint(self.compared.model)},
                 "rows": other_rows,
-                "energy": energy_totals(other_rows, costs),
                 "levels": other.levels(),
             }
         return RunSummary(
             rows=rows,
-            energy=energy_totals(rows, costs),
+            energy=price(rows, s.costs, s.memory_costs),
+            neurobench={**neurobench(traffic(rows)), "footprint_bytes": _footprint(self.spike)},
             levels=monitor.levels(),
             equivalence=self._equivalence,
             sample=monitor.sample,

@@ -4,6 +4,7 @@
 - :mod:`.maps`: per-image SOP maps, charged to the input location that sent each spike.
 - :mod:`.levels`: summaries of code histograms (levels used, non-zero share, mean code).
 - :mod:`.monitor`: :class:`Monitor` attaches all of it to a spike-driven model and reads it back as rows.
+- :mod:`.pricing`: the rows priced by the energy model, compute-only and with memory; NeuroBench's metrics.
 
 Nothing here writes a file or draws: that is :mod:`spikeyolo_ibra.spike.report`.
 """
@@ -11,6 +12,7 @@ Nothing here writes a file or draws: that is :mod:`spikeyolo_ibra.spike.report`.
 from .levels import network, summary
 from .maps import SopMaps, fanout, layer_map, to_image
 from .monitor import Monitor
+from .pricing import neurobench, price, traffic
 from .stats import EncoderStats, LayerStats, firing_summary
 
 __all__ = (
@@ -22,6 +24,9 @@ __all__ = (
     "firing_summary",
     "layer_map",
     "network",
+    "neurobench",
+    "price",
     "summary",
     "to_image",
+    "traffic",
 )

@@ -25,32 +25,39 @@ def _save(fig: Figure, path: Path, dpi: int = 100) -> None:
 
 
 def plot_energy(energy: dict, path: Path, compare: tuple[str, dict] | None = None) -> None:
-    """Energy per image as horizontal bars: the SNN, its ANN twin, and both priced at int8 (plus a compared run)."""
-    table = energy["costs"]["table"]
+    """Energy per image as stacked horizontal bars, compute then memory: the SNN, its ANN twin, both at int8.
+
+    A compared run adds its SNN bars. The bar's length is compute + memory; the label gives both parts.
+    """
+    table, memory = energy["costs"]["table"], energy["memory"]["table"]
     bars = [
-        (f"SNN, this run ({table})", energy["snn_mJ"], SNN_COLOUR),
-        (f"ANN twin ({table})", energy["ann_mJ"], ANN_COLOUR),
-        ("SNN at int8 costs", energy["snn_int8_mJ"], SNN_COLOUR),
-        ("quantized ANN (int8)", energy["qann_int8_mJ"], ANN_COLOUR),
+        (f"SNN, this run ({table})", energy, "snn", SNN_COLOUR),
+        (f"ANN twin ({table})", energy, "ann", ANN_COLOUR),
+        ("SNN at int8 costs", energy, "snn_int8", SNN_COLOUR),
+        ("quantized ANN (int8)", energy, "qann_int8", ANN_COLOUR),
     ]
     if compare is not None:
         label, other = compare
-        bars.insert(1, (f"SNN, {label} ({table})", other["snn_mJ"], COMPARE_COLOUR))
-        bars.insert(4, (f"SNN, {label}, int8", other["snn_int8_mJ"], COMPARE_COLOUR))
-    fig = Figure(figsize=(7.5, 0.45 * len(bars) + 1.2), layout="constrained")
+        bars.insert(1, (f"SNN, {label} ({table})", other, "snn", COMPARE_COLOUR))
+        bars.insert(4, (f"SNN, {label}, int8", other, "snn_int8", COMPARE_COLOUR))
+    fig = Figure(figsize=(7.5, 0.45 * len(bars) + 1.4), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(bars))[::-1]
-    values = [b[1] * 1e3 for b in bars]  # uJ
-    ax.barh(y, values, color=[b[2] for b in bars])
+    compute = np.array([e[f"{key}_mJ"] for _, e, key, _ in bars]) * 1e3  # uJ
+    mem = np.array([e[f"{key}_mem_mJ"] for _, e, key, _ in bars]) * 1e3
+    colours = [b[3] for b in bars]
+    ax.barh(y, compute, color=colours, label="compute")
+    ax.barh(y, mem, left=compute, color=colours, alpha=0.35, hatch="//", label=f"memory ({memory})")
     ax.set_yticks(y, [b[0] for b in bars])
-    for yi, (_, mj, _) in zip(y, bars, strict=True):
-        ax.text(mj * 1e3, yi, f" {units.energy(mj)}", va="center", fontsize=9)
-    ax.set_xlim(0, max(values) * 1.3)
-    ax.set(xlabel="energy per image (µJ), 45 nm operation costs")
+    for yi, c, m in zip(y, compute, mem, strict=True):
+        ax.text(c + m, yi, f" {units.energy((c + m) / 1e3)} ({units.energy(c / 1e3)} compute)", va="center", fontsize=8)
+    ax.set_xlim(0, max(compute + mem) * 1.55)
+    ax.set(xlabel="energy per image (µJ): 45 nm operation costs, and memory traffic")
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
-        f"ANN twin / SNN = {energy['ratio']:.2f}x at {table} costs, "
-        f"quantized ANN / SNN = {energy['qann_ratio']:.2f}x at int8",
-        fontsize=10,
+        f"ANN twin / SNN = {energy['ratio']:.2f}x compute-only, {energy['total_ratio']:.2f}x with memory; "
+        f"int8: {energy['qann_ratio']:.2f}x, {energy['qann_total_ratio']:.2f}x",
+        fontsize=9,
     )
     _save(fig, path)
 
@@ -128,7 +135,7 @@ def neuron_short(config: NeuronConfig) -> str:
 
 
 def plot_layers(rows: list[dict], path: Path) -> None:
-    """Per-layer firing rate (spike-fed layers) and energy (all layers)."""
+    """Per-layer firing rate (spike-fed layers) and the SNN's energy, compute and memory (all layers)."""
     spiking = [r for r in rows if r["kind"] == "spiking"]
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     a, b = fig.subplots(2, 1)
@@ -138,9 +145,12 @@ def plot_layers(rows: list[dict], path: Path) -> None:
         xlabel="spike-fed layer (model order)",
         title="How often each spike-fed layer's neurons fire",
     )
-    b.bar(range(len(rows)), [r["energy_mJ"] * 1e3 for r in rows], color=ANN_COLOUR)
+    x = np.arange(len(rows))
+    b.bar(x - 0.2, [r["energy_mJ"] * 1e3 for r in rows], 0.4, color=SNN_COLOUR, label="compute")
+    b.bar(x + 0.2, [r["memory_mJ"] * 1e3 for r in rows], 0.4, color=SNN_COLOUR, alpha=0.35, label="memory")
+    b.legend(fontsize=8)
     b.set(
-        ylabel="energy per image (µJ)",
+        ylabel="SNN energy per image (µJ)",
         xlabel="layer (model order; layer 0 is the encoder, charged as MACs)",
         yscale="log",
         title="Where the energy goes, layer by layer",

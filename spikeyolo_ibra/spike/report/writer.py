@@ -35,9 +35,25 @@ DEFINITIONS = {
     "snn_int8_mJ": "the SNN priced at int8 too: 0.23 pJ x MACs(encoder) + 0.03 pJ x SOPs",
     "ratio": "ann_mJ / snn_mJ",
     "qann_ratio": "qann_int8_mJ / snn_int8_mJ: both networks with int8 arithmetic",
+    "memory": "per-bit read and write costs of the memory the data moves through (45 nm, Horowitz ISSCC 2014; source)",
+    "snn_mem_mJ": "bits the SNN moves per image x cost per bit: weights once per logical step, 1 bit per neuron per "
+    "virtual step of spike planes read, membranes written, LIF state between logical steps (docs/energy.md)",
+    "ann_mem_mJ": "the ANN twin's traffic: weights, input and output activations once each at the table's width",
+    "qann_int8_mem_mJ": "the int8 ANN's traffic at 8 bits; snn_int8_mem_mJ: the SNN's with 8-bit weights and membranes",
+    "snn_total_mJ": "compute + memory (likewise ann_total_mJ, snn_int8_total_mJ, qann_int8_total_mJ)",
+    "total_ratio": "ann_total_mJ / snn_total_mJ; qann_total_ratio = qann_int8_total_mJ / snn_int8_total_mJ",
+    "snn_mem_membranes_mJ": "the SNN's memory energy if each layer read its input neurons' membranes instead of spikes",
+    "energy_mJ": "a layer's share of snn_mJ (compute); memory_mJ, ann_memory_mJ: its memory energy, SNN and ANN twin",
+    "weights": "parameters of the layer's fused dense conv (weight and bias); inputs, outputs: elements per logical "
+    "step; timesteps T, virtual_steps P; spikes: spikes entering per image; effective_ops: its SOPs (encoder: "
+    "NeuroBench's effective MACs); dense_ops: NeuroBench's Dense",
+    "activation_sparsity": "NeuroBench 2.3.0: zero neuron outputs / all outputs = 1 - spikes / (neurons x T x P)",
+    "synaptic_operations": "NeuroBench 2.3.0: Effective_MACs (encoder, real-valued input), Effective_ACs (spike-fed "
+    "layers: SOPs), Dense (every input-weight pair reaching an output, padding not counted), per image",
+    "footprint_bytes": "NeuroBench 2.3.0: bytes of all parameters and buffers of the spike-driven graph, in float32",
     "counting": "fused model: BN folded, re-parameterised chains merged; pooling, upsample, concat, add, DFL free",
     "per_image": "one entry per image or video frame: its own sops, spikes, firing_rate, snn_mJ, ann_macs, ann_mJ, "
-    "int8 figures and ratios",
+    "int8 figures, ratios, the same with memory (*_mem_mJ, *_total_mJ), activation_sparsity, synaptic_operations",
     "sop_map": "SOPs per pixel: C_out / groups * spikes at (h, w) * output positions reading (h, w), summed over the "
     "spike-fed layers, each layer's grid spread over the letterboxed pixels it covers, mapped back to the image",
     "sops_in_padding": "share of an image's SOPs spent on the letterbox padding (not drawn on the image)",
@@ -50,20 +66,33 @@ DEFINITIONS = {
 def format_table(report: dict) -> str:
     """The per-layer table and totals as plain text for the terminal."""
     lines = [f"{'layer':<24}{'kind':>9}{'neurons':>10}{'mean q':>9}{'rate':>8}{'spk/n':>8}{'levels':>8}"]
-    lines[0] += f"{'SOPs':>12}{'MACs':>12}{'uJ':>9}"
+    lines[0] += f"{'SOPs':>12}{'MACs':>12}{'uJ':>9}{'mem uJ':>9}"
     for r in report["layers"]:
         spk = r["kind"] == "spiking"
         lines.append(
             f"{r['name']:<24}{r['kind']:>9}{r.get('neurons', ''):>10}"
             + (f"{r['mean_code']:>9.2f}{r['firing_rate']:>8.3f}{r['spikes_per_neuron']:>8.2f}" if spk else " " * 25)
             + (f"{r['level_utilisation']:>8.2f}{r['sops']:>12.3g}" if spk else " " * 20)
-            + f"{r['macs']:>12.3g}{r['energy_mJ'] * 1e3:>9.2f}"
+            + f"{r['macs']:>12.3g}{r['energy_mJ'] * 1e3:>9.2f}{r['memory_mJ'] * 1e3:>9.2f}"
         )
     e, eq = report["energy"], report["equivalence"]
     lines.append(
         f"energy per image: SNN {e['snn_mJ']:.4f} mJ, ANN {e['ann_mJ']:.4f} mJ, ratio {e['ratio']:.2f}x, "
         f"at int8: quantized ANN {e['qann_int8_mJ']:.4f} mJ, SNN {e['snn_int8_mJ']:.4f} mJ, "
         f"ratio {e['qann_ratio']:.2f}x"
+    )
+    m, nb = e["memory"], report["neurobench"]
+    lines.append(
+        f"with memory ({m['table']}, {m['read_pJ_per_bit']:.3g} pJ/bit): SNN {e['snn_total_mJ']:.4f} mJ "
+        f"(memory {e['snn_mem_mJ']:.4f}), ANN {e['ann_total_mJ']:.4f} mJ (memory {e['ann_mem_mJ']:.4f}), ratio "
+        f"{e['total_ratio']:.2f}x, at int8: quantized ANN {e['qann_int8_total_mJ']:.4f} mJ, SNN "
+        f"{e['snn_int8_total_mJ']:.4f} mJ, ratio {e['qann_total_ratio']:.2f}x"
+    )
+    ops = nb["synaptic_operations"]
+    lines.append(
+        f"NeuroBench per image: activation sparsity {nb['activation_sparsity']:.4f}, synaptic operations "
+        f"{ops['Effective_ACs']:.4g} effective ACs + {ops['Effective_MACs']:.4g} effective MACs (dense "
+        f"{ops['Dense']:.4g}), footprint {nb['footprint_bytes'] / 1e6:.3g} MB"
     )
     if eq["checked"]:
         lines.append(
@@ -155,6 +184,7 @@ class ReportWriter:
             "neuron": s.neuron,
             "images": len(self.per_image),
             "energy": s.energy,
+            "neurobench": s.neurobench,
             "layers": s.rows,
             "detections_file": "detections.json",
             "annotated_images": self.stills,
@@ -171,6 +201,7 @@ class ReportWriter:
                 "neuron": c["neuron"],
                 "images": len(self.compare_per_image),
                 "energy": c["energy"],
+                "neurobench": c["neurobench"],
                 "per_image": self.compare_per_image,
                 "layers": c["rows"],
             }
