@@ -22,9 +22,9 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
   Arial.ttf, so plotting never tries a download.
 
 Explicit opt-ins, documented in docs/troubleshooting.md: ``SPIKEYOLO_CPU_THREADS=N`` sets the torch threads of CPU
-training and validation (of any model in that run); the ``spikeyolo`` command (:mod:`spikeyolo_ibra.cli`) also turns a
-damaged checkpoint into one sentence. Ultralytics' own ``YOLO_AUTOINSTALL=False`` stops its pip installs
-(faster-coco-eval for ``save_json=True``).
+training and validation of our models (stock models keep Ultralytics' thread count); the ``spikeyolo`` command
+(:mod:`spikeyolo_ibra.cli`) also turns a damaged checkpoint into one sentence. Ultralytics' own
+``YOLO_AUTOINSTALL=False`` stops its pip installs (faster-coco-eval for ``save_json=True``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 
 __all__ = (
     "CPU_THREADS_ENV",
+    "CpuThreadsError",
     "MissingExportExtra",
     "ModelYAMLError",
     "UnsupportedUltralytics",
@@ -77,6 +79,10 @@ EXPORT_MODULES = {"onnx": "always", "onnxruntime": "simplify", "onnxslim": "simp
 
 class UnsupportedUltralytics(SpikeYoloError, ImportError):
     """The installed Ultralytics is older than the oldest release this version of spikeyolo_ibra works with."""
+
+
+class CpuThreadsError(SpikeYoloError, ValueError):
+    """``SPIKEYOLO_CPU_THREADS`` is not a whole number of threads."""
 
 
 class MissingExportExtra(SpikeYoloError, ImportError):
@@ -222,19 +228,42 @@ def offline_font() -> None:
         pass
 
 
-def _cpu_threads(worker: Any) -> None:
-    """``on_pretrain_routine_start`` / ``on_val_start``: on the CPU, use ``$SPIKEYOLO_CPU_THREADS`` torch threads.
+def _names_our_model(model: Any) -> bool:
+    """True for a model of ours, or the path of our checkpoint or spiking YAML (what a standalone validator holds).
 
-    Opt-in: without the variable Ultralytics' own choice (``min(8, cores - 1)``) stands. ``make demo`` sets it to the
-    core count, which trains IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores (docs/quickstart.md).
+    A checkpoint is recognised by our module paths in its pickle (``spikeyolo_ibra.``), read without unpickling.
+    """
+    if isinstance(model, torch.nn.Module):
+        return is_spiking_model(model)
+    path = Path(str(model))
+    try:
+        if path.suffix in YAML_SUFFIXES:
+            return is_spiking_yaml(tasks.yaml_model_load(path))
+        if path.suffix == ".pt" and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pickle = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+                return b"spikeyolo_ibra." in archive.read(pickle)
+    except (OSError, StopIteration, ValueError, zipfile.BadZipFile):
+        pass
+    return False
+
+
+def _cpu_threads(worker: Any) -> None:
+    """``on_pretrain_routine_end`` / ``on_val_start``: a CPU run of our model uses ``$SPIKEYOLO_CPU_THREADS`` threads.
+
+    Opt-in: without the variable Ultralytics' own choice (``min(8, cores - 1)``) stands, and it always stands for stock
+    models. ``make demo`` sets it to the core count, which trains IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores
+    (docs/quickstart.md). A trainer holds its model by then; a standalone validator, the path of the one it validates
+    (validation during training keeps the trainer's threads).
     """
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     device = getattr(worker, "device", None)
     if not value or device is None or torch.device(device).type != "cpu":
         return
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{CPU_THREADS_ENV}={value!r} is invalid: use a whole number of threads, 1 or more.")
-    torch.set_num_threads(int(value))
+        raise CpuThreadsError(f"{CPU_THREADS_ENV}={value!r} is invalid: use a whole number of threads, 1 or more.")
+    if _names_our_model(getattr(worker, "model", None) or getattr(getattr(worker, "args", None), "model", None)):
+        torch.set_num_threads(int(value))
 
 
 def _add_callback(event: str, fn: Callable[[Any], None]) -> None:
@@ -258,7 +287,7 @@ def register() -> None:
     tasks.yaml_model_load = engine_model.yaml_model_load = loader
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
     torch.serialization.add_safe_globals(registry.safe_classes())
-    _add_callback("on_pretrain_routine_start", _cpu_threads)
+    _add_callback("on_pretrain_routine_end", _cpu_threads)  # the model is built by then
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)
