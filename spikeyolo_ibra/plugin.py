@@ -55,6 +55,7 @@ from . import blocks, fusion, head, neuron, registry  # noqa: F401 (the imports 
 from .atomic import replacing
 from .coco import on_val_end
 from .errors import SpikeYoloError
+from .events import training as events_training
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 
 __all__ = (
@@ -291,4 +292,5 @@ def register() -> None:
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)
+    events_training.register()  # event data (a data YAML with events:) in the trainer and validator; EventEncoder
     tasks.parse_model = _wrap_parse_model(tasks.parse_model)  # last: it marks the registration as done

@@ -28,8 +28,7 @@ EVENT_YAMLS = ["ibra-spikeyolo-events.yaml", "spikeyolo-events.yaml", "ann-spike
 
 # --- the encoder and the models ---------------------------------------------------------------------------------------
 def test_each_bin_becomes_one_timestep_in_order():
-    with neuron_context(NeuronConfig(T=3)):
-        enc = EventEncoder(6, 8).eval()
+    enc = EventEncoder(6, 8, neuron=NeuronConfig(T=3)).eval()
     x = torch.zeros(2, 6, 16, 16)
     x[1, 4:6] = 1.0  # sample 1, bin 2 (channels 2k, 2k + 1)
     y = enc(x)
@@ -40,7 +39,7 @@ def test_each_bin_becomes_one_timestep_in_order():
 
 
 def test_the_encoder_refuses_channels_of_another_t():
-    with neuron_context(NeuronConfig(T=2)):
+    with neuron_context(NeuronConfig(T=2)):  # as the parser builds it
         enc = EventEncoder(4, 8)
     with pytest.raises(EventDataError, match="T = 2 reads 4 channels.*got 6.*--timesteps 2"):
         enc(torch.zeros(1, 6, 16, 16))

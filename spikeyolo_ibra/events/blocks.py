@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
 
-from ..neuron import SharedTimesteps, active_config
+from ..neuron import NeuronConfig, SharedTimesteps, active_config
 from ..registry import exported, register
 from .errors import EventDataError
 
@@ -26,10 +26,12 @@ class EventEncoder(SharedTimesteps, nn.Module):
     with another T after :func:`~spikeyolo_ibra.neuron.set_timesteps` (on data binned the same way).
     """
 
-    def __init__(self, c1: int, c2: int, k: int = 7, s: int = 4, p: int | None = 2) -> None:
+    def __init__(
+        self, c1: int, c2: int, k: int = 7, s: int = 4, p: int | None = 2, *, neuron: NeuronConfig | None = None
+    ) -> None:
         """``c1``: input channels (2T); output channels, kernel, stride, padding as Ultralytics' ``Conv``."""
         super().__init__()
-        self.config = active_config()  # the model's neuron settings, shared: T lives there
+        self.config = neuron if neuron is not None else active_config()  # the neuron settings, shared: T lives there
         self.c1 = c1
         self.conv = Conv(POLARITIES, c2, k, s, p, act=False)
 
