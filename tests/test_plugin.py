@@ -71,6 +71,7 @@ def test_every_class_a_checkpoint_holds_is_registered():
     ours |= {type(m.config) for m in model.modules() if isinstance(getattr(m, "config", None), NeuronConfig)}
     assert ours <= set(registry.safe_classes())
     assert set(registry.yaml_blocks()) == {
+        "EventEncoder",  # spikeyolo_ibra.events.blocks: the event models' layer 0
         "SpikeAllConvBlock",
         "SpikeConv",
         "SpikeConvBlock",
