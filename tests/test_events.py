@@ -57,8 +57,9 @@ def test_bins_follow_time_order():
     assert frames.sum() == T
 
 
-def test_counts_equal_the_definition_and_clip_at_255():
-    ev = random_events(20_000, 200_000)
+@pytest.mark.parametrize("n", [200, 20_000])  # a sparse window (counted by sorting) and a dense one (bincount)
+def test_counts_equal_the_definition_and_clip_at_255(n: int):
+    ev = random_events(n, 200_000)
     hot = make_events(np.full(300, 150_000), [5] * 300, [6] * 300, [0] * 300)  # 300 OFF events on one pixel
     ev = np.concatenate([ev, hot])
     ev = ev[np.argsort(ev["t"], kind="stable")]

@@ -152,3 +152,11 @@ def test_the_cli_converts_and_prints_the_yaml(tmp_path: Path):
     data = yaml.safe_load((tmp_path / "out" / "gen1.yaml").read_text())
     assert data["events"]["protocol"]["skip_ms"] == 100.0 and data["channels"] == 2
     assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_a_recording_without_any_box_the_protocol_keeps_gives_no_sample(tmp_path: Path):
+    root = gen1_root(tmp_path / "gen1", {"train": 1, "val": 1})
+    convert(root, tmp_path / "out", Conversion(1, 10_000, protocol=Protocol(skip_us=10**9)), ("train", "val"), 0)
+    assert not list((tmp_path / "out" / "images").rglob("*.tif"))
+    assert json.loads((tmp_path / "out" / ".done" / "val" / "17-04-00_val.json").read_text())["samples"] == []
+    assert json.loads((tmp_path / "out" / "annotations" / "instances_val2017.json").read_text())["images"] == []

@@ -2,8 +2,10 @@
 
 For the window ``[t_end - window_us, t_end)`` split into T equal bins, event (t, x, y, p) adds one to
 ``frames[k, p, y, x]`` with ``k = floor((t - t_end + window_us) * T / window_us)``: bin 0 is the earliest, channel 0
-OFF, channel 1 ON. Counts saturate at 255 (uint8). The whole window is one ``np.bincount`` over a flat index, so the
-cost is linear in the events of the window and independent of T.
+OFF, channel 1 ON. Counts saturate at 255 (uint8). The window's events become one flat index
+``((k * 2 + p) * H + y) * W + x``, counted in one pass: ``np.bincount`` when they are many, ``np.unique`` (a sort of
+the events alone) when they are fewer than 1/8 of the pixels, as in Gen1's 50 ms windows, where allocating and
+clipping a full-size count array would cost more than the events.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from .errors import EventDataError
 
 __all__ = ("to_frames", "window")
 
+SPARSE = 8  # below size / SPARSE events, count by sorting
+
 
 def window(t: np.ndarray, t_end: int, window_us: int) -> slice:
-    """The slice of time-ordered timestamps ``t`` inside ``[t_end - window_us, t_end)`` (two binary searches)."""
+    """The slice of time-ordered timestamps ``t`` inside ``[t_end - window_us, t_end)`` (two binary searches).
+
+    Pass a contiguous array (``np.ascontiguousarray(events["t"])``, once per recording): on a field of a structured
+    array NumPy copies every timestamp at each call.
+    """
     lo, hi = np.searchsorted(t, [t_end - window_us, t_end], side="left")
     return slice(int(lo), int(hi))
 
@@ -50,5 +58,12 @@ def to_frames(events: np.ndarray, t_end: int, window_us: int, timesteps: int, he
         dt, x, y, p = dt[keep], x[keep], y[keep], p[keep]
     k = dt * timesteps // window_us
     flat = ((k * 2 + (p != 0)) * height + y) * width + x
-    counts = np.bincount(flat, minlength=timesteps * 2 * height * width)
-    return np.minimum(counts, 255).astype(np.uint8).reshape(timesteps, 2, height, width)
+    size = timesteps * 2 * height * width
+    if flat.size < size // SPARSE:  # few events: sort them, no full-size count array to allocate and clip
+        index, counts = np.unique(flat, return_counts=True)
+        frames = np.zeros(size, np.uint8)
+        frames[index] = np.minimum(counts, 255)
+    else:
+        counts = np.bincount(flat, minlength=size)
+        frames = np.minimum(counts, 255, out=counts).astype(np.uint8)
+    return frames.reshape(timesteps, 2, height, width)

@@ -185,9 +185,11 @@ def convert_recording(
     labels.mkdir(parents=True, exist_ok=True)
     times, starts = np.unique(boxes["t"], return_index=True)
     samples = []
-    for t_end, rows in zip(times.tolist(), np.split(boxes, starts[1:]), strict=True):
+    groups = np.split(boxes, starts[1:]) if len(boxes) else []  # the rows of each label time
+    times_us = np.ascontiguousarray(events["t"])  # searchsorted would copy a strided field at every label
+    for t_end, rows in zip(times.tolist(), groups, strict=True):
         stem = f"{rec.name}_{t_end}"
-        part = events[window(events["t"], t_end, conv.window_us)]
+        part = events[window(times_us, t_end, conv.window_us)]
         save_sample(
             images / f"{stem}{SUFFIX}", to_frames(part, t_end, conv.window_us, conv.timesteps, conv.height, conv.width)
         )
