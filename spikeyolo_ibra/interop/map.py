@@ -2,7 +2,7 @@
 
 Layer ``i`` of theirs is our layer ``i - 1``: their layer 0 is ``MS_GetT``, which only repeats the image T times (our
 first ``SpikeDownsample`` does that after its conv). The table :data:`BLOCKS` pairs each of our blocks with theirs and
-the method that maps it. Two things are not a renaming:
+the function that maps it. Two things are not a renaming:
 
 - their ``MS_DownSampling`` convs carry a bias b; our downsampling conv has none. It is folded into the BN that
   follows, exactly in eval and in train mode (batch statistics subtract any constant):
@@ -121,7 +121,7 @@ class StateMapper:
         self.state[key] = tensor.to(target.dtype)
         self.sources[key] = tkey
 
-    # blocks ----------------------------------------------------------------------------------------------------------
+    # their building blocks, shared by several of the block functions below ------------------------------------------
     def std_conv(self, theirs: Inert, tpath: str, ours: blocks.SpikeConv, opath: str) -> None:
         """``MS_StandardConv`` / ``SpikeConv``: neuron -> conv -> BN."""
         self.neuron(theirs, "lif", tpath)
@@ -181,76 +181,6 @@ class StateMapper:
                 self.bn(module, mpath, f"{opath}.{j}")
         self.bn(*bn, f"{opath}.{len(ours) - 1}")
 
-    # one method per block of theirs (the table BLOCKS below says which) ----------------------------------------------
-    def downsampling(self, theirs: Inert, tpath: str, ours: blocks.SpikeDownsample, opath: str) -> None:
-        """``MS_DownSampling``: (neuron ->) conv with bias -> BN; the bias folds into the BN, our conv has none."""
-        first = submodule(theirs, "encode_lif") is None
-        if first != ours.first:
-            raise self.fail("the image-encoding layer (no neuron) is not the first")
-        if not first:
-            self.neuron(theirs, "encode_lif", tpath)
-        conv, bn = (ours.conv.conv, f"{opath}.conv.bn") if first else (ours.conv.synapse.conv, None)
-        c, cp = self.child(theirs, "encode_conv", "Conv2d", tpath)
-        cpath = f"{opath}.conv.conv" if first else f"{opath}.conv.synapse.conv"
-        b = self.conv(c, cp, conv, cpath, bias="fold")
-        n, np_ = self.child(theirs, "encode_bn", "BatchNorm2d", tpath)
-        self.bn(n, np_, bn or f"{opath}.conv.synapse.bn", fold=b)
-
-    def all_conv_block(self, theirs: Inert, tpath: str, ours: blocks.SpikeAllConvBlock, opath: str) -> None:
-        """``MS_AllConvBlock``: ``SepConv``, then two ``MS_StandardConv`` mixers."""
-        s, sp = self.child(theirs, "Conv", "SepConv", tpath)
-        self.sep(s, sp, ours.sep, f"{opath}.sep")
-        for name, mine in (("conv1", "mix1"), ("conv2", "mix2")):
-            c, cp = self.child(theirs, name, "MS_StandardConv", tpath)
-            self.std_conv(c, cp, getattr(ours, mine), f"{opath}.{mine}")
-
-    def conv_block(self, theirs: Inert, tpath: str, ours: blocks.SpikeConvBlock, opath: str) -> None:
-        """``MS_ConvBlock``: ``SepConv``, then two mixers of neuron -> ``RepConv`` -> BN."""
-        s, sp = self.child(theirs, "Conv", "SepConv", tpath)
-        self.sep(s, sp, ours.sep, f"{opath}.sep")
-        for i, mine in (("1", "mix1"), ("2", "mix2")):
-            self.neuron(theirs, f"lif{i}", tpath)
-            r, rp = self.child(theirs, f"conv{i}", "RepConv", tpath)
-            bn = self.child(theirs, f"bn{i}", "BatchNorm2d", tpath)
-            self.chain(r, rp, REP_STEPS, bn, getattr(ours, mine).synapse, f"{opath}.{mine}.synapse")
-
-    def sppf(self, theirs: Inert, tpath: str, ours: blocks.SpikeSPPF, opath: str) -> None:
-        """``SpikeSPPF``: two spiking convs around the same max-pooling."""
-        pool, pp = self.child(theirs, "m", "MaxPool2d", tpath)
-        for attr in ("kernel_size", "stride", "padding"):
-            if pool.get(attr) != getattr(ours.pool, attr):
-                raise self.fail(f"{pp} has {attr} {pool.get(attr)}, ours {getattr(ours.pool, attr)}")
-        for name in ("cv1", "cv2"):
-            c, cp = self.child(theirs, name, "SpikeConv", tpath)
-            self.std_conv(c, cp, getattr(ours, name), f"{opath}.{name}")
-
-    def upsample(self, theirs: Inert, tpath: str, ours: nn.Upsample, opath: str) -> None:
-        """``Upsample``: no tensors; the same mode and factor."""
-        factor = theirs.get("scale_factor")
-        factor = tuple(factor) if isinstance(factor, (list, tuple)) else (factor, factor)
-        if theirs.get("mode") != ours.mode or tuple(map(float, factor[-2:])) != (float(ours.scale_factor),) * 2:
-            raise self.fail(f"{tpath} upsamples by {factor} ({theirs.get('mode')}), ours by {ours.scale_factor}")
-
-    def concat(self, theirs: Inert, tpath: str, ours: nn.Module, opath: str) -> None:
-        """``Concat``: no tensors, nothing to compare (its inputs are checked with the layer's ``f``)."""
-
-    def head(self, theirs: Inert, tpath: str, ours: nn.Module, opath: str) -> None:
-        """``SpikeDetect``: per level two spiking 3x3 convs and a spiking 1x1 output conv with bias, box and class."""
-        if theirs.get("reg_max") != ours.reg_max:
-            raise self.fail(f"{tpath} has reg_max {theirs.get('reg_max')}, ours {ours.reg_max}")
-        for name in ("cv2", "cv3"):
-            levels, lp = self.child(theirs, name, "ModuleList", tpath)
-            for i, branch in enumerate(getattr(ours, name)):
-                seq, sp = self.child(levels, str(i), "Sequential", lp)
-                for j in (0, 1):
-                    c, cp = self.child(seq, str(j), "SpikeConv", sp)
-                    self.std_conv(c, cp, branch[j], f"{opath}.{name}.{i}.{j}")
-                c, cp = self.child(seq, "2", "SpikeConvWithoutBN", sp)
-                self.out_conv(c, cp, branch[2], f"{opath}.{name}.{i}.2")
-        dfl, dp = self.child(theirs, "dfl", "SpikeDFL", tpath)
-        c, cp = self.child(dfl, "conv", "Conv2d", dp)
-        self.conv(c, cp, ours.dfl.conv, f"{opath}.dfl.conv")
-
     def run(self) -> None:
         """Map every layer, then check that every tensor of theirs was used and every tensor of ours was given."""
         layers, ours = self.src.layers, self.model.model
@@ -285,16 +215,93 @@ class StateMapper:
             raise fail(self.src.path, f"gives no value for our {missing[0]}")
 
 
+# --- one function per block of theirs (the table BLOCKS says which) ------------------------------------------------
+def downsampling(m: StateMapper, theirs: Inert, tpath: str, ours: blocks.SpikeDownsample, opath: str) -> None:
+    """``MS_DownSampling``: (neuron ->) conv with bias -> BN; the bias folds into the BN, our conv has none."""
+    first = submodule(theirs, "encode_lif") is None
+    if first != ours.first:
+        raise m.fail("the image-encoding layer (no neuron) is not the first")
+    if not first:
+        m.neuron(theirs, "encode_lif", tpath)
+    conv, bn = (ours.conv.conv, f"{opath}.conv.bn") if first else (ours.conv.synapse.conv, None)
+    c, cp = m.child(theirs, "encode_conv", "Conv2d", tpath)
+    cpath = f"{opath}.conv.conv" if first else f"{opath}.conv.synapse.conv"
+    b = m.conv(c, cp, conv, cpath, bias="fold")
+    n, np_ = m.child(theirs, "encode_bn", "BatchNorm2d", tpath)
+    m.bn(n, np_, bn or f"{opath}.conv.synapse.bn", fold=b)
+
+
+def all_conv_block(m: StateMapper, theirs: Inert, tpath: str, ours: blocks.SpikeAllConvBlock, opath: str) -> None:
+    """``MS_AllConvBlock``: ``SepConv``, then two ``MS_StandardConv`` mixers."""
+    s, sp = m.child(theirs, "Conv", "SepConv", tpath)
+    m.sep(s, sp, ours.sep, f"{opath}.sep")
+    for name, mine in (("conv1", "mix1"), ("conv2", "mix2")):
+        c, cp = m.child(theirs, name, "MS_StandardConv", tpath)
+        m.std_conv(c, cp, getattr(ours, mine), f"{opath}.{mine}")
+
+
+def conv_block(m: StateMapper, theirs: Inert, tpath: str, ours: blocks.SpikeConvBlock, opath: str) -> None:
+    """``MS_ConvBlock``: ``SepConv``, then two mixers of neuron -> ``RepConv`` -> BN."""
+    s, sp = m.child(theirs, "Conv", "SepConv", tpath)
+    m.sep(s, sp, ours.sep, f"{opath}.sep")
+    for i, mine in (("1", "mix1"), ("2", "mix2")):
+        m.neuron(theirs, f"lif{i}", tpath)
+        r, rp = m.child(theirs, f"conv{i}", "RepConv", tpath)
+        bn = m.child(theirs, f"bn{i}", "BatchNorm2d", tpath)
+        m.chain(r, rp, REP_STEPS, bn, getattr(ours, mine).synapse, f"{opath}.{mine}.synapse")
+
+
+def sppf(m: StateMapper, theirs: Inert, tpath: str, ours: blocks.SpikeSPPF, opath: str) -> None:
+    """``SpikeSPPF``: two spiking convs around the same max-pooling."""
+    pool, pp = m.child(theirs, "m", "MaxPool2d", tpath)
+    for attr in ("kernel_size", "stride", "padding"):
+        if pool.get(attr) != getattr(ours.pool, attr):
+            raise m.fail(f"{pp} has {attr} {pool.get(attr)}, ours {getattr(ours.pool, attr)}")
+    for name in ("cv1", "cv2"):
+        c, cp = m.child(theirs, name, "SpikeConv", tpath)
+        m.std_conv(c, cp, getattr(ours, name), f"{opath}.{name}")
+
+
+def upsample(m: StateMapper, theirs: Inert, tpath: str, ours: nn.Upsample, opath: str) -> None:
+    """``Upsample``: no tensors; the same mode and factor."""
+    factor = theirs.get("scale_factor")
+    factor = tuple(factor) if isinstance(factor, (list, tuple)) else (factor, factor)
+    if theirs.get("mode") != ours.mode or tuple(map(float, factor[-2:])) != (float(ours.scale_factor),) * 2:
+        raise m.fail(f"{tpath} upsamples by {factor} ({theirs.get('mode')}), ours by {ours.scale_factor}")
+
+
+def concat(m: StateMapper, theirs: Inert, tpath: str, ours: nn.Module, opath: str) -> None:
+    """``Concat``: no tensors, nothing to compare (its inputs are checked with the layer's ``f``)."""
+
+
+def head(m: StateMapper, theirs: Inert, tpath: str, ours: nn.Module, opath: str) -> None:
+    """``SpikeDetect``: per level two spiking 3x3 convs and a spiking 1x1 output conv with bias, box and class."""
+    if theirs.get("reg_max") != ours.reg_max:
+        raise m.fail(f"{tpath} has reg_max {theirs.get('reg_max')}, ours {ours.reg_max}")
+    for name in ("cv2", "cv3"):
+        levels, lp = m.child(theirs, name, "ModuleList", tpath)
+        for i, branch in enumerate(getattr(ours, name)):
+            seq, sp = m.child(levels, str(i), "Sequential", lp)
+            for j in (0, 1):
+                c, cp = m.child(seq, str(j), "SpikeConv", sp)
+                m.std_conv(c, cp, branch[j], f"{opath}.{name}.{i}.{j}")
+            c, cp = m.child(seq, "2", "SpikeConvWithoutBN", sp)
+            m.out_conv(c, cp, branch[2], f"{opath}.{name}.{i}.2")
+    dfl, dp = m.child(theirs, "dfl", "SpikeDFL", tpath)
+    c, cp = m.child(dfl, "conv", "Conv2d", dp)
+    m.conv(c, cp, ours.dfl.conv, f"{opath}.dfl.conv")
+
+
 BlockMap = Callable[[StateMapper, Inert, str, nn.Module, str], None]
-#: Our top-level block -> their class at the next layer index (their layer 0 is ``MS_GetT``), and the method that maps
+#: Our top-level block -> their class at the next layer index (their layer 0 is ``MS_GetT``), and the function that maps
 #: one block of theirs onto ours.
 BLOCKS: dict[str, tuple[str, BlockMap]] = {
-    "SpikeDownsample": ("MS_DownSampling", StateMapper.downsampling),
-    "SpikeAllConvBlock": ("MS_AllConvBlock", StateMapper.all_conv_block),
-    "SpikeConvBlock": ("MS_ConvBlock", StateMapper.conv_block),
-    "SpikeSPPF": ("SpikeSPPF", StateMapper.sppf),
+    "SpikeDownsample": ("MS_DownSampling", downsampling),
+    "SpikeAllConvBlock": ("MS_AllConvBlock", all_conv_block),
+    "SpikeConvBlock": ("MS_ConvBlock", conv_block),
+    "SpikeSPPF": ("SpikeSPPF", sppf),
     "SpikeConv": ("MS_StandardConv", StateMapper.std_conv),
-    "Upsample": ("Upsample", StateMapper.upsample),
-    "Concat": ("Concat", StateMapper.concat),
-    "SpikeDetect": ("SpikeDetect", StateMapper.head),
+    "Upsample": ("Upsample", upsample),
+    "Concat": ("Concat", concat),
+    "SpikeDetect": ("SpikeDetect", head),
 }
