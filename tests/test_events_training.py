@@ -163,3 +163,16 @@ def test_cached_samples_are_the_samples(constant_set, monkeypatch, cache):
     for _ in range(2):  # the second read comes from the cache
         np.testing.assert_array_equal(dataset[index]["img"].numpy(), frames[0])
     assert (img_path / "rec_0.npy").is_file() == (cache == "disk")  # Ultralytics' .npy of what it read
+
+
+def test_predict_with_an_event_model_pads_with_zero(tmp_path: Path):
+    from ultralytics import YOLO
+
+    frames = np.full((2, 2, 40, 56), 5, np.uint8)  # not a multiple of the stride: the letterbox must pad
+    sample = save_sample(tmp_path / "rec_1000.tif", frames)
+    model = YOLO(str(CFG / "ibra-spikeyolo-events.yaml"))
+    model.model = DetectionModel(str(CFG / "ibra-spikeyolo-events.yaml"), ch=4, nc=4, verbose=False)
+    model.predict(str(sample), imgsz=64, device="cpu", verbose=False)  # sets up Ultralytics' predictor
+    padded = model.predictor.pre_transform([np.full((40, 56, 4), 5, np.uint8)])[0]
+    assert padded.shape[2] == 4 and padded.shape[:2] != (40, 56)
+    assert set(np.unique(padded)) == {0, 5}  # events where the sample is, 0 ("no event") where it pads, never 114
