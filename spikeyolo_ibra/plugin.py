@@ -46,7 +46,6 @@ import torch
 import ultralytics
 from packaging.requirements import Requirement
 from packaging.version import Version
-from ultralytics.engine import model as engine_model
 from ultralytics.nn import tasks
 from ultralytics.utils import LOGGER, USER_CONFIG_DIR, checks
 from ultralytics.utils.callbacks.base import default_callbacks
@@ -267,6 +266,21 @@ def _cpu_threads(worker: Any) -> None:
         torch.set_num_threads(int(value))
 
 
+def _rebind(stock: Callable[..., Any], wrap: Callable[..., Any], *importers: str) -> Callable[..., Any]:
+    """``wrap(stock)``, also bound in each of ``importers`` that imported ``stock`` by name already.
+
+    A module that imports the name later, or is partway through its import now (the import hook registers the moment
+    ``ultralytics.nn.tasks`` has loaded, possibly in the middle of another Ultralytics module), binds the wrapper from
+    the patched module. Importing those modules here instead would run into Ultralytics' own import cycles.
+    """
+    ours = wrap(stock)
+    for name in importers:
+        module = sys.modules.get(name)
+        if getattr(module, stock.__name__, None) is stock:
+            setattr(module, stock.__name__, ours)
+    return ours
+
+
 def _add_callback(event: str, fn: Callable[[Any], None]) -> None:
     if fn not in default_callbacks[event]:
         default_callbacks[event].append(fn)
@@ -277,15 +291,8 @@ def register() -> None:
     if getattr(tasks.parse_model, "spikeyolo", False):
         return
     _check_version()
-    stock_check_file = checks.check_file
-    checks.check_file = _wrap_check_file(stock_check_file)  # check_yaml's lookup: model=, cfg=
-    # data=: check_det_dataset calls the name ultralytics.data.utils bound at its import. Imported later (or now,
-    # partway: it imports nn.tasks before check_file) it binds ours; imported earlier, it is rebound here.
-    data_utils = sys.modules.get("ultralytics.data.utils")
-    if getattr(data_utils, "check_file", None) is stock_check_file:
-        data_utils.check_file = checks.check_file
-    loader = _wrap_yaml_model_load(tasks.yaml_model_load)
-    tasks.yaml_model_load = engine_model.yaml_model_load = loader
+    checks.check_file = _rebind(checks.check_file, _wrap_check_file, "ultralytics.data.utils")  # model=, cfg=, data=
+    tasks.yaml_model_load = _rebind(tasks.yaml_model_load, _wrap_yaml_model_load, "ultralytics.engine.model")
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
     torch.serialization.add_safe_globals(registry.safe_classes())
     _add_callback("on_pretrain_routine_end", _cpu_threads)  # the model is built by then
