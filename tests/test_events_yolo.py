@@ -39,31 +39,46 @@ def yolo(yolo_bin: str, *args: str, cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.slow
-def test_yolo_trains_an_event_model_and_validates_it_with_pycocotools(yolo_bin: str, tiny_events: Path, tmp_path):
-    common = ["imgsz=64", "batch=8", "device=cpu", "workers=0", "plots=False", f"project={tmp_path}", "exist_ok=True"]
+COMMON = ["imgsz=64", "batch=8", "device=cpu", "workers=0", "plots=False", "exist_ok=True"]
+
+
+@pytest.fixture(scope="module")
+def trained(yolo_bin: str, tiny_events: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch of IBRA-SpikeYOLO-events through ``yolo train`` on half of the tiny set's training samples."""
+    runs = tmp_path_factory.mktemp("runs")
+    model, data = f"model={CFG / 'ibra-spikeyolo-events.yaml'}", f"data={tiny_events}"
     text = yolo(
-        yolo_bin,
-        "train",
-        f"model={CFG / 'ibra-spikeyolo-events.yaml'}",
-        f"data={tiny_events}",
-        "epochs=1",
-        "fraction=0.5",
-        "name=train",
-        *common,
-        cwd=tmp_path,
+        yolo_bin, "train", model, data, "epochs=1", "fraction=0.5", "name=train", f"project={runs}", *COMMON, cwd=runs
     )
     assert "EventEncoder" in text and "not registered" not in text
-    best = tmp_path / "train" / "weights" / "best.pt"
-    text = yolo(
-        yolo_bin, "val", f"model={best}", f"data={tiny_events}", "save_json=True", "name=val", *common, cwd=tmp_path
-    )
+    return runs / "train" / "weights" / "best.pt"
+
+
+@pytest.mark.slow
+def test_yolo_trains_an_event_model_and_validates_it_with_pycocotools(yolo_bin, trained, tiny_events, tmp_path):
+    args = [f"model={trained}", f"data={tiny_events}", "save_json=True", "name=val", f"project={tmp_path}", *COMMON]
+    text = yolo(yolo_bin, "val", *args, cwd=tmp_path)
     assert "pycocotools: mAP50=" in text
     metrics = json.loads((tmp_path / "val" / "coco_metrics.json").read_text())
     assert 0.0 <= metrics["mAP50"] <= 1.0 and metrics["annotations"].endswith("instances_val2017.json")
     predictions = json.loads((tmp_path / "val" / "predictions.json").read_text())
     assert predictions and all(p["image_id"].startswith("shapes_003_") for p in predictions)  # ids = sample stems
     assert max(p["bbox"][0] + p["bbox"][2] for p in predictions) <= SIZE + 1  # at the sensor's resolution
+
+
+@pytest.mark.slow
+def test_an_event_model_exports_to_onnx_with_equal_outputs(trained: Path, tmp_path: Path):
+    import onnxruntime
+    import torch
+    from ultralytics import YOLO
+
+    onnx = YOLO(trained).export(format="onnx", imgsz=64, simplify=False)
+    session = onnxruntime.InferenceSession(onnx)
+    assert session.get_inputs()[0].shape == [1, 4, 64, 64]  # 2 polarities x T = 2 bins
+    x = np.random.default_rng(0).random((1, 4, 64, 64), dtype=np.float32)
+    with torch.no_grad():
+        expected = YOLO(trained).model.fuse().eval()(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], expected, atol=1e-3, rtol=1e-3)
 
 
 @pytest.mark.slow
