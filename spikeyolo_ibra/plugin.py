@@ -12,8 +12,8 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
 - ``yaml_model_load``: ``ibra-spikeyolo-s.yaml`` is ``ibra-spikeyolo.yaml`` at scale ``s`` when no such file
   exists, and a spiking YAML without ``scale:`` takes its first scale without Ultralytics' warning;
 - ``BaseModel.fuse``: first fuses our modules for integer-mode speed (:mod:`spikeyolo_ibra.fusion`: chains in their
-  factored form, ``SPIKEYOLO_CHAINS=dense`` for one dense conv each; the alignment scale folded into the weights); it
-  touches only modules of ours;
+  factored form, or one dense conv each inside ``with fusion.chains("dense")`` or with ``SPIKEYOLO_CHAINS=dense`` on
+  the command line; the alignment scale folded into the weights); it touches only modules of ours;
 - safe loading: our registered classes are allowed under ``ULTRALYTICS_SAFE_LOAD=1``;
 - callbacks: pycocotools mAP for ``save_json=True`` validations (``on_val_end``: adds numbers and a JSON file, changes
   none of Ultralytics'); ONNX export of a spiking model without the ``export`` extra is one sentence, not a pip install
