@@ -100,6 +100,10 @@ class EventSamples:
                 frames = load_sample(f)
             except EventDataError as e:
                 raise SpikeInferError(str(e)) from None
+            except ValueError:  # pages of different sizes do not stack
+                raise SpikeInferError(
+                    f"{f} is not an event sample (its pages differ in size): convert the events again."
+                ) from None
             yield _frame(f, None, frames, self.letterbox, dtype, device)
 
 
