@@ -289,10 +289,25 @@ def neuron_context(config: NeuronConfig) -> Iterator[NeuronConfig]:
         _ACTIVE.pop()
 
 
+@register("part")
+class Rectifier(nn.Module):
+    """The ANN twin's activation, max(x, 0), never in place.
+
+    Its input is also the residual stream (``x + sepconv(x)`` adds the *membrane* x), so an in-place ReLU would
+    overwrite x with max(x, 0) before the sum. ``nn.ReLU`` cannot be used: Ultralytics' checkpoint loader sets
+    ``inplace = True`` on every module that has the attribute, so a loaded ANN twin computed another function than
+    the one it trained (and validated) as. This module has no such switch.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """max(x, 0), a new tensor."""
+        return torch.relu(x)
+
+
 def make_neuron(config: NeuronConfig | None = None) -> nn.Module:
-    """The neuron a block places before a synapse: IB-LIF, or ReLU for the ANN twin."""
+    """The neuron a block places before a synapse: IB-LIF, or :class:`Rectifier` (ReLU) for the ANN twin."""
     config = config or active_config()
-    return IBLIF(config) if config.spiking else nn.ReLU()
+    return IBLIF(config) if config.spiking else Rectifier()
 
 
 def set_timesteps(model: nn.Module, T: int) -> nn.Module:  # noqa: N803 (the symbol of the paper)
