@@ -39,6 +39,7 @@ import ultralytics
 from packaging.requirements import Requirement
 from packaging.version import Version
 from ultralytics.engine import model as engine_model
+from ultralytics.engine import trainer as engine_trainer
 from ultralytics.nn import tasks
 from ultralytics.utils import LOGGER, USER_CONFIG_DIR
 from ultralytics.utils.callbacks.base import default_callbacks
@@ -48,6 +49,7 @@ from .atomic import replacing
 from .coco import on_val_end
 from .errors import SpikeYoloError
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
+from .precision import keep_float32, skip_amp_check
 
 __all__ = ("CPU_THREADS_ENV", "MissingExportExtra", "ModelYAMLError", "UnsupportedUltralytics", "register")
 
@@ -207,4 +209,6 @@ def register() -> None:
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)
+    engine_trainer.check_amp = skip_amp_check(engine_trainer.check_amp)  # spiking models: no AMP trial
+    _add_callback("on_pretrain_routine_end", keep_float32)  # spiking models train in float32 (precision.py)
     tasks.parse_model = _wrap_parse_model(tasks.parse_model)  # last: it marks the registration as done
