@@ -14,7 +14,7 @@ with AMP ended at pycocotools mAP50 0.764 against 0.913 in float32 (one seed eac
 - the ANN twin (ReLU) and stock models are untouched: they keep AMP.
 
 To measure AMP on a spiking model anyway, remove :func:`keep_float32` from the model's callbacks
-(``model.callbacks["on_pretrain_routine_end"].remove(keep_float32)``), as ``benchmarks/amp_training.py`` does.
+(``model.callbacks["on_pretrain_routine_end"].remove(keep_float32)``), as ``benchmarks/accuracy.py --force-amp`` does.
 """
 
 from __future__ import annotations
