@@ -4,7 +4,7 @@ Ultralytics trains with AMP by default on a GPU (``amp=True``: float16 under a G
 Under autocast every synapse (conv, BN, residual sum) computes the membrane u in half precision, and the neuron's code
 q = round(clip(N u, 0, 2^K - 1)) inherits u's rounding: near D = 5.11 a float16 u is a multiple of 2^-8, 0.39 of
 N = 100's levels, a bfloat16 u a multiple of 2^-5, 3.1 levels. The neuron computes in float32, but what it rounds is
-already off. Measured (docs/benchmarks.md, "Mixed precision"): with random calibrated weights only 55 % (float16) and
+already off. Measured (docs/neuron.md, "Under mixed precision"): with random calibrated weights only 55 % (float16) and
 50 % (bfloat16) of IBRA's codes equal float32's (``benchmarks/amp_codes.py``), and on an H200 IBRA-SpikeYOLO-n trained
 with AMP ended at pycocotools mAP50 0.764 against 0.913 in float32 (one seed each, equal 3-minute budgets). So:
 
@@ -32,7 +32,7 @@ __all__ = ("FLOAT32_NOTICE", "keep_float32", "needs_float32", "skip_amp_check")
 
 FLOAT32_NOTICE = (
     "spikeyolo_ibra: AMP requested, training this spiking model in float32 instead: half-precision membranes "
-    "round its integer codes to the wrong levels (docs/neuron.md, 'Precision')."
+    "round its integer codes to the wrong levels (docs/neuron.md, 'Under mixed precision')."
 )
 
 
