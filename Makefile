@@ -8,9 +8,10 @@ LOW_SITE := $(VENV)/ultralytics-$(ULTRALYTICS_LOW)
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 
-.PHONY: demo test test-fast test-low lint doc-images clean
+.PHONY: demo test test-fast test-low test-wheel lint doc-images clean
 
-$(VENV)/.installed: pyproject.toml
+# The editable install copies the import hook into site-packages: a changed hook reinstalls.
+$(VENV)/.installed: pyproject.toml $(wildcard spikeyolo_ibra/hook/*)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev,export]'
@@ -33,6 +34,10 @@ $(LOW_SITE)/.installed: $(VENV)/.installed
 test-low: $(LOW_SITE)/.installed
 	PYTHONPATH=$(CURDIR)/$(LOW_SITE) $(PY) -c 'import ultralytics; print("ultralytics", ultralytics.__version__)'
 	PYTHONPATH=$(CURDIR)/$(LOW_SITE) $(PY) -m pytest -q -m "not slow"
+
+# The wheel as users get it: installed (not editable) into a fresh venv, used from outside the checkout by bare names.
+test-wheel: $(VENV)/.installed
+	tools/ci_wheel.sh $(PY)
 
 # The pictures of README.md and docs/spike-inference.md, from the report of the last `make demo` (runs/demo/).
 doc-images: $(VENV)/.installed

@@ -32,7 +32,7 @@ from _common import calibrated_model, letterboxed, model_yaml, run_record
 from spikeyolo_ibra.energy import COSTS, energy_totals
 from spikeyolo_ibra.neuron import NeuronConfig
 from spikeyolo_ibra.spike import Monitor, to_spike_driven
-from spikeyolo_ibra.spike.stats import firing_summary
+from spikeyolo_ibra.spike.measure import firing_summary
 
 PAPER_D = 5.11
 

@@ -68,12 +68,12 @@ def spiking_statistics(weights: Path, imgsz: int, data: Path = DATA) -> dict[str
     from spikeyolo_ibra.neuron import NeuronConfig
     from spikeyolo_ibra.spike import spike_infer
     from spikeyolo_ibra.spike.errors import SpikeInferError
-    from spikeyolo_ibra.spike.stats import firing_summary
+    from spikeyolo_ibra.spike.measure import firing_summary
 
     source = Path(check_det_dataset(str(data))["path"]) / "images" / "val" / "00000000060*.jpg"
     try:
         report = spike_infer(
-            weights, source, imgsz, dtype="float32", accumulate="sequential", out=weights.parents[1] / "spike"
+            weights, source, imgsz=imgsz, dtype="float32", accumulate="sequential", out=weights.parents[1] / "spike"
         )
     except SpikeInferError:  # the ANN twin and stock YOLO have no spiking neurons
         return {}

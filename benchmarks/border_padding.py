@@ -12,7 +12,7 @@ Their side is the stand-in model of ``tests/fixtures/spikeyolo_format.py`` (thei
 gradient included). Two sets of weights, each loaded into both models so that they are equal in eval mode:
 
 - ``trained``: an I-LIF checkpoint of ours (``--weights``, e.g. the fine-tuning benchmark's pretraining), copied into
-  their layout key by key (``Mapping.sources``; their downsampling biases 0);
+  their layout key by key (``StateMapper.sources``; their downsampling biases 0);
 - ``random``: SpikeYOLO-n with random weights and BN statistics, converted with :func:`import_spikeyolo`.
 
 For one labelled batch of the built-in set (8 validation images at the recipe's 64 px; also bus.jpg + zidane.jpg at
@@ -45,14 +45,9 @@ _spec = importlib.util.spec_from_file_location("spikeyolo_format", REPO / "tests
 sf = sys.modules["spikeyolo_format"] = importlib.util.module_from_spec(_spec)  # their semantics, from the tests
 _spec.loader.exec_module(sf)
 
-from spikeyolo_ibra.interop.spikeyolo import (  # noqa: E402
-    Mapping,
-    build_target,
-    import_spikeyolo,
-    infer_shape,
-    read_source,
-    target_yaml,
-)
+from spikeyolo_ibra.interop.convert import build_target, import_spikeyolo, target_yaml  # noqa: E402
+from spikeyolo_ibra.interop.map import StateMapper  # noqa: E402
+from spikeyolo_ibra.interop.read import infer_shape, read_checkpoint  # noqa: E402
 from spikeyolo_ibra.neuron import IBLIF  # noqa: E402
 
 HEAD_INPUTS = (18, 21, 24)  # ours; theirs are one layer later (their layer 0 is MS_GetT)
@@ -107,9 +102,9 @@ def pair(weights: Path | None, tmp: Path) -> tuple[torch.nn.Module, torch.nn.Mod
         depth, width, _ = d["scales"][d["scale"]]
         theirs = sf.build(width=width, depth=depth, nc=d["nc"], T=d["neuron"]["T"], seed=0)
         src = sf.save(theirs, tmp / "layout.pt")
-    source = read_source(src)
+    source = read_checkpoint(src)
     shape = infer_shape(source, ours.yaml)
-    mapping = Mapping(source, build_target(target_yaml(REPO / "cfg" / "spikeyolo.yaml", shape)))
+    mapping = StateMapper(source, build_target(target_yaml(REPO / "cfg" / "spikeyolo.yaml", shape)))
     mapping.run()
     if weights is not None:  # our trained tensors in their layout; their downsampling biases are already in our BN
         state, mine = theirs.state_dict(), ours.state_dict()

@@ -36,7 +36,7 @@ from ultralytics.utils import ASSETS
 from spikeyolo_ibra.energy import COSTS, totals_from_counts
 from spikeyolo_ibra.neuron import NeuronConfig
 from spikeyolo_ibra.spike import spike_infer
-from spikeyolo_ibra.spike.stats import firing_summary
+from spikeyolo_ibra.spike.measure import firing_summary
 
 PAPER_RATIO = 6.3
 

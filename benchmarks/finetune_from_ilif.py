@@ -64,7 +64,9 @@ def convert(out: Path) -> dict:
     """I-LIF checkpoint -> IBRA-LIF checkpoint (every tensor kept), and both scored before fine-tuning."""
     from ultralytics import YOLO
 
-    from spikeyolo_ibra.interop.spikeyolo import Shape, build_target, save_checkpoint, target_yaml
+    from spikeyolo_ibra.interop.convert import build_target, target_yaml
+    from spikeyolo_ibra.interop.read import Shape
+    from spikeyolo_ibra.interop.write import save_checkpoint
 
     source = pretrained(out)
     ilif = YOLO(source).model.float()

@@ -1,4 +1,4 @@
-"""The one GPU check: run it when a GPU is lent; about 7 minutes on one data-centre GPU; one JSON file of results.
+"""The one GPU check: every GPU figure of docs/benchmarks.md in about 7 minutes on one data-centre GPU, one JSON file.
 
     python benchmarks/gpu_check.py --out bench/gpu.json                     # on the GPU machine (see below)
     python benchmarks/gpu_check.py --dry-run --device cpu --out bench/gpu-dry.json   # seconds-long rehearsal here

@@ -19,7 +19,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.conv import autopad
 
-from .neuron import Rectifier, SharedTimesteps, active_config, make_neuron
+from .neuron import NeuronConfig, Rectifier, SharedTimesteps, active_config, make_neuron
 from .registry import exported, register
 
 
@@ -156,8 +156,6 @@ class LinearChain(nn.Sequential):
         convs.append(_conv(weights[-1][0], constant, weights[-1][1], ref))
         return FactoredChain(self.c1, self.c2, self.k, *convs)
 
-    fused = dense  # the name of 0.1
-
 
 @register("part")
 class FactoredChain(nn.Sequential):
@@ -219,10 +217,10 @@ class SepRepConv(LinearChain):
 class SpikingSynapse(nn.Module):
     """A neuron and the synapse it drives: y = synapse(neuron(x)). The unit that spike inference unrolls."""
 
-    def __init__(self, synapse: nn.Module) -> None:
-        """Place a neuron (the model's ``neuron:`` settings) before ``synapse``."""
+    def __init__(self, synapse: nn.Module, *, neuron: NeuronConfig | None = None) -> None:
+        """Place a neuron before ``synapse``: settings ``neuron``, else those of the model YAML being built."""
         super().__init__()
-        self.neuron = make_neuron()
+        self.neuron = make_neuron(neuron)
         self.synapse = synapse
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -250,14 +248,24 @@ class SpikeConv(SpikingSynapse):
     """Standard spiking conv: neuron -> conv -> BN (``bn=False``: neuron -> conv with bias, for the head outputs)."""
 
     def __init__(
-        self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1, d: int = 1, bn: bool = True
+        self,
+        c1: int,
+        c2: int,
+        k: int = 1,
+        s: int = 1,
+        p: int | None = None,
+        g: int = 1,
+        d: int = 1,
+        bn: bool = True,
+        *,
+        neuron: NeuronConfig | None = None,
     ) -> None:
         """Arguments follow Ultralytics' ``Conv``: channels in and out, kernel, stride, padding, groups, dilation."""
         if bn:
             synapse = Conv(c1, c2, k, s, p, g, d, act=False)
         else:
             synapse = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), dilation=d, groups=g, bias=True)
-        super().__init__(synapse)
+        super().__init__(synapse, neuron=neuron)
 
     @property
     def conv(self) -> nn.Conv2d:
@@ -274,21 +282,31 @@ class SpikeConv(SpikingSynapse):
 class SpikeRepConv(SpikingSynapse):
     """Neuron -> :class:`RepConv3x3`."""
 
-    def __init__(self, c1: int, c2: int) -> None:
+    def __init__(self, c1: int, c2: int, *, neuron: NeuronConfig | None = None) -> None:
         """Map c1 to c2 channels."""
-        super().__init__(RepConv3x3(c1, c2))
+        super().__init__(RepConv3x3(c1, c2), neuron=neuron)
 
 
 @register("channels")
 class SpikeDownsample(SharedTimesteps, nn.Module):
     """Downsampling conv -> BN. The first layer takes the real-valued image (no neuron) and repeats it T times."""
 
-    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 2, p: int | None = None, first: bool = False) -> None:
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        k: int = 3,
+        s: int = 2,
+        p: int | None = None,
+        first: bool = False,
+        *,
+        neuron: NeuronConfig | None = None,
+    ) -> None:
         """Channels in and out, kernel, stride, padding; ``first`` marks the image-encoding layer."""
         super().__init__()
         self.first = first
-        self.config = active_config()  # the model's neuron settings, shared: T lives there
-        self.conv = Conv(c1, c2, k, s, p, act=False) if first else SpikeConv(c1, c2, k, s, p)
+        self.config = neuron if neuron is not None else active_config()  # the neuron settings, shared: T lives there
+        self.conv = Conv(c1, c2, k, s, p, act=False) if first else SpikeConv(c1, c2, k, s, p, neuron=neuron)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode (first layer: the same frame at every logical timestep) or downsample spikes."""
@@ -300,13 +318,13 @@ class SpikeDownsample(SharedTimesteps, nn.Module):
 class SpikeSepConv(nn.Module):
     """Inverted separable conv on spikes: 1x1 expand -> depthwise k x k -> :class:`SepRepConv`, each after a neuron."""
 
-    def __init__(self, c: int, expansion: int = 2, k: int = 7) -> None:
+    def __init__(self, c: int, expansion: int = 2, k: int = 7, *, neuron: NeuronConfig | None = None) -> None:
         """Channels, expansion ratio of the hidden width, depthwise kernel."""
         super().__init__()
         h = int(expansion * c)
-        self.pw1 = SpikeConv(c, h, 1)
-        self.dw = SpikeConv(h, h, k, g=h)
-        self.pw2 = SpikingSynapse(SepRepConv(h, c))
+        self.pw1 = SpikeConv(c, h, 1, neuron=neuron)
+        self.dw = SpikeConv(h, h, k, g=h, neuron=neuron)
+        self.pw2 = SpikingSynapse(SepRepConv(h, c), neuron=neuron)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Three spiking convs in a row."""
@@ -318,18 +336,26 @@ def _same_width(name: str, c1: int, c2: int) -> None:
         raise ValueError(f"{name} keeps its width, but the YAML gives {c2} output channels after {c1}: set them equal.")
 
 
-@register("channels")
-class SpikeConvBlock(nn.Module):
-    """SpikeYOLO's conv ("meta") block: x + sepconv(x), then x + RepConv(ratio * c -> c)(RepConv(c -> ratio * c)(x))."""
+class _SepMixBlock(nn.Module):
+    """SpikeYOLO's block: x + sepconv(x), then x + mix2(mix1(x)) with mix1: c -> ratio * c, mix2: back to c.
 
-    def __init__(self, c1: int, c2: int, ratio: float = 4, k: int = 7) -> None:
+    The two blocks below differ only in their channel mixer (:meth:`mixer`); their state-dict keys are ``sep``,
+    ``mix1``, ``mix2`` either way.
+    """
+
+    def __init__(self, c1: int, c2: int, ratio: float = 4, k: int = 7, *, neuron: NeuronConfig | None = None) -> None:
         """Channels (c1 == c2), hidden-width ratio of the channel mixer, depthwise kernel of the separable conv."""
         super().__init__()
-        _same_width("SpikeConvBlock", c1, c2)
+        _same_width(type(self).__name__, c1, c2)
         h = int(c1 * ratio)
-        self.sep = SpikeSepConv(c1, 2, k)
-        self.mix1 = SpikeRepConv(c1, h)
-        self.mix2 = SpikeRepConv(h, c1)
+        self.sep = SpikeSepConv(c1, 2, k, neuron=neuron)
+        self.mix1 = self.mixer(c1, h, neuron)
+        self.mix2 = self.mixer(h, c1, neuron)
+
+    @staticmethod
+    def mixer(c1: int, c2: int, neuron: NeuronConfig | None) -> SpikingSynapse:
+        """One spiking layer of the channel mixer, c1 -> c2 channels."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Two residual sub-blocks on membrane values."""
@@ -338,34 +364,35 @@ class SpikeConvBlock(nn.Module):
 
 
 @register("channels")
-class SpikeAllConvBlock(nn.Module):
+class SpikeConvBlock(_SepMixBlock):
+    """SpikeYOLO's conv ("meta") block: x + sepconv(x), then x + RepConv(ratio * c -> c)(RepConv(c -> ratio * c)(x))."""
+
+    @staticmethod
+    def mixer(c1: int, c2: int, neuron: NeuronConfig | None) -> SpikingSynapse:
+        """A re-parameterisable 3x3 (:class:`SpikeRepConv`)."""
+        return SpikeRepConv(c1, c2, neuron=neuron)
+
+
+@register("channels")
+class SpikeAllConvBlock(_SepMixBlock):
     """SpikeYOLO's all-conv block: x + sepconv(x), then x + conv3x3(ratio * c -> c)(conv3x3(c -> ratio * c)(x))."""
 
-    def __init__(self, c1: int, c2: int, ratio: float = 4, k: int = 7) -> None:
-        """Channels (c1 == c2), hidden-width ratio, depthwise kernel of the separable conv."""
-        super().__init__()
-        _same_width("SpikeAllConvBlock", c1, c2)
-        h = int(c1 * ratio)
-        self.sep = SpikeSepConv(c1, 2, k)
-        self.mix1 = SpikeConv(c1, h, 3)
-        self.mix2 = SpikeConv(h, c1, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Two residual sub-blocks on membrane values."""
-        x = x + self.sep(x)
-        return x + self.mix2(self.mix1(x))
+    @staticmethod
+    def mixer(c1: int, c2: int, neuron: NeuronConfig | None) -> SpikingSynapse:
+        """A plain spiking 3x3 conv."""
+        return SpikeConv(c1, c2, 3, neuron=neuron)
 
 
 @register("channels")
 class SpikeSPPF(nn.Module):
     """Spiking SPPF: spiking 1x1 to c1 / 2, three k x k max-pools on membranes, concat, spiking 1x1 to c2."""
 
-    def __init__(self, c1: int, c2: int, k: int = 5) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 5, *, neuron: NeuronConfig | None = None) -> None:
         """Channels in and out, pooling kernel."""
         super().__init__()
         h = c1 // 2
-        self.cv1 = SpikeConv(c1, h, 1)
-        self.cv2 = SpikeConv(4 * h, c2, 1)
+        self.cv1 = SpikeConv(c1, h, 1, neuron=neuron)
+        self.cv2 = SpikeConv(4 * h, c2, 1, neuron=neuron)
         self.pool = nn.MaxPool2d(k, 1, k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,13 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import SpikeYoloError
+from .errors import EXIT_BAD_INPUT, SpikeYoloError
 
-__all__ = ("CheckpointError", "main")
+__all__ = ("CheckpointError", "MissingInput", "main")
 
 
 class CheckpointError(SpikeYoloError, ValueError):
     """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint)."""
+
+
+class MissingInput(SpikeYoloError, FileNotFoundError):
+    """A ``model=`` or ``data=`` path that does not exist."""
 
 
 def _named_checkpoint_errors(load: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,6 +46,21 @@ def _named_checkpoint_errors(load: Callable[..., Any]) -> Callable[..., Any]:
     return torch_safe_load
 
 
+def _check_arguments(args: list[str]) -> None:
+    """Name what we can before Ultralytics starts: a missing ``model=``/``data=`` path, an unusable ``device=``."""
+    from .device import resolve_device
+    from .plugin import packaged_yaml
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        missing = "/" in value and not Path(value).exists() and not packaged_yaml(value)  # a bare name: Ultralytics'
+        if key in ("model", "data") and missing:
+            raise MissingInput(f"{key}={value} does not exist: check the path.")
+        if key == "device" and value:  # one device or a DDP list such as 0,1
+            for name in value.split(","):
+                resolve_device(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Register the plugin, then run Ultralytics' command line; our bad-input errors become one sentence, exit 2."""
     from ultralytics.cfg import entrypoint
@@ -49,30 +68,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import spikeyolo_ibra  # noqa: F401 (registers the plugin)
 
-    from .device import DeviceError, resolve_device
-    from .neuron import NeuronConfigError
-    from .parser import ModelYAMLError
-
     args = sys.argv[1:] if argv is None else argv
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if key in ("model", "data") and "/" in value and not Path(value).exists():  # a bare name: Ultralytics' to fetch
-            print(f"spikeyolo: {key}={value} does not exist: check the path.", file=sys.stderr)
-            return 2
-        if key == "device" and value:  # one device or a DDP list such as 0,1
-            try:
-                for name in value.split(","):
-                    resolve_device(name)
-            except DeviceError as e:
-                print(f"spikeyolo: {e}", file=sys.stderr)
-                return 2
     stock = tasks.torch_safe_load
     tasks.torch_safe_load = _named_checkpoint_errors(stock)
     try:
+        _check_arguments(args)
         entrypoint(" ".join(["yolo", *args]) if argv is not None else "")
-    except (CheckpointError, ModelYAMLError, NeuronConfigError, DeviceError, FileNotFoundError) as e:
+    except (SpikeYoloError, FileNotFoundError) as e:  # ours, and Ultralytics' own for a file named on the command line
         print(f"spikeyolo: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     finally:
         tasks.torch_safe_load = stock  # for callers that run main() in a process of their own making
     return 0

@@ -35,7 +35,9 @@ layer processes one image or one logical step): this is the minimum traffic of a
 a lower bound for all three networks alike. ``snn_inputs="membranes"`` charges the spike-fed layer's input as its
 neurons' membranes (b * I * T bits) instead of its spikes: the synapse then reads what SpikeYOLO's blocks store
 between layers (membranes, summed by the shortcuts) and fires the neurons on the fly. The spike default is the
-field's accounting of SNN data movement; the membrane figure bounds it from above.
+field's accounting of SNN data movement; the membrane figure bounds it from above. Weights stay in a bit-serial
+datapath across the P planes of one logical step and are fetched again at each logical step (neuromorphic cores
+advance the whole network one step at a time). Costs and sources: :data:`COSTS`, :data:`MEMORY`, docs/energy.md.
 
 NeuroBench (v2.3.0, ``neurobench/metrics``) definitions, per image: activation sparsity = zero neuron outputs over
 all neuron outputs (here the spike planes: 1 - spikes / (I * T * P) summed over spike-fed layers); synaptic
@@ -230,7 +232,8 @@ def effective_synops(x: torch.Tensor, conv: nn.Conv2d) -> float:
 
     The layer is applied to (x != 0) with weights (W != 0) and no bias, and the outputs are summed: one operation per
     non-zero input and non-zero weight that reach an output. A spike-fed layer's SOPs equal it when no weight is
-    exactly zero; the encoder's non-zero pixels give its effective MACs.
+    exactly zero; the encoder's non-zero pixels give its effective MACs. Summed over the batch: divide by N for a
+    per-image figure.
     """
     x_nz = (x != 0).to(torch.float64)
     w_nz = (conv.weight.detach() != 0).to(device=x.device, dtype=torch.float64)

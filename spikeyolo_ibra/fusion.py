@@ -3,9 +3,11 @@
 Ultralytics calls ``model.fuse()`` before ``yolo val``, ``predict`` and ``export``. For our models it runs, in order:
 
 1. :func:`fuse_synapses`: every re-parameterisable chain (1x1 -> BN -> depthwise -> 1x1 -> BN -> BN) becomes its
-   **factored** form, BN folded and one bias (:meth:`~spikeyolo_ibra.blocks.LinearChain.factored`), or with
-   ``SPIKEYOLO_CHAINS=dense`` one dense k x k conv. At scale n factored has 13.2M parameters where dense has 34.5M
-   (``benchmarks/model_sizes.py``, docs/architecture.md); it is the faster form on the CPU (docs/benchmarks.md).
+   **factored** form, BN folded and one bias (:meth:`~spikeyolo_ibra.blocks.LinearChain.factored`), or one dense
+   k x k conv: ``with chains("dense"): model.fuse()`` (or :func:`set_chains`; on the command line
+   ``SPIKEYOLO_CHAINS=dense``, read only where nothing was set). At scale n factored has 13.2M parameters where dense
+   has 34.5M (``benchmarks/model_sizes.py``, docs/architecture.md); it is the faster form on the CPU
+   (docs/benchmarks.md).
 2. :func:`fold_alignment_scale`: membranes are carried multiplied by the range-alignment scale N. The encoder's and
    every synapse's constant terms (BN shift, bias) are multiplied by N, the head's output convs divide their weights
    by N, and each neuron, now :attr:`~spikeyolo_ibra.neuron.IBLIF.prescaled`, computes q = round(clip(u', 0, Q)) and
@@ -22,27 +24,71 @@ depend on the form chosen here.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
 
 from .blocks import FactoredChain, SpikeDownsample, SpikingSynapse, fold_conv_bn
+from .errors import SpikeYoloError
 from .head import SpikeDetect
 from .neuron import IBLIF
 
-__all__ = ("CHAINS_ENV", "CHAIN_FORMS", "chain_form", "fold_alignment_scale", "fuse_for_speed", "fuse_synapses")
+__all__ = (
+    "CHAINS_ENV",
+    "CHAIN_FORMS",
+    "ChainFormError",
+    "chain_form",
+    "chains",
+    "fold_alignment_scale",
+    "fuse_for_speed",
+    "fuse_synapses",
+    "set_chains",
+)
 
 CHAIN_FORMS = ("factored", "dense")
 CHAINS_ENV = "SPIKEYOLO_CHAINS"
+_chosen: str | None = None  # set_chains() / chains(); None: the command line's $SPIKEYOLO_CHAINS, else factored
+
+
+class ChainFormError(SpikeYoloError, ValueError):
+    """A chain form other than ``factored`` or ``dense``."""
+
+
+def _checked(form: str, source: str) -> str:
+    form = form.strip().lower()
+    if form not in CHAIN_FORMS:
+        raise ChainFormError(f"{source}={form!r} is invalid: use {' or '.join(CHAIN_FORMS)}.")
+    return form
+
+
+def set_chains(form: str | None) -> None:
+    """Make ``fuse()`` build chains in ``form`` (``factored`` or ``dense``) from now on; None: back to the default."""
+    global _chosen
+    _chosen = None if form is None else _checked(form, "chains")
+
+
+@contextmanager
+def chains(form: str) -> Iterator[None]:
+    """Use chain ``form`` inside a ``with`` block and the previous one after it.
+
+    ``with chains("dense"): model.fuse()`` builds the one-conv chains the spike runtime unrolls.
+    """
+    previous = _chosen
+    set_chains(form)
+    try:
+        yield
+    finally:
+        set_chains(previous)
 
 
 def chain_form() -> str:
-    """The chain form ``fuse()`` uses: ``$SPIKEYOLO_CHAINS`` if set (``factored`` or ``dense``), else ``factored``."""
-    form = os.environ.get(CHAINS_ENV, "").strip().lower() or "factored"
-    if form not in CHAIN_FORMS:
-        raise ValueError(f"{CHAINS_ENV}={form!r} is invalid: use {' or '.join(CHAIN_FORMS)}.")
-    return form
+    """The chain form ``fuse()`` uses: the one set, else ``$SPIKEYOLO_CHAINS`` (the command line's), else factored."""
+    if _chosen is not None:
+        return _chosen
+    return _checked(os.environ.get(CHAINS_ENV, "") or "factored", CHAINS_ENV)
 
 
 def _fold_conv(conv: Conv) -> None:

@@ -9,7 +9,7 @@ from torch import nn
 from ultralytics.nn.modules import Detect
 
 from .blocks import SpikeConv
-from .neuron import SharedTimesteps, active_config
+from .neuron import NeuronConfig, SharedTimesteps, active_config
 from .registry import exported, register
 
 
@@ -26,17 +26,35 @@ class SpikeDetect(SharedTimesteps, Detect):
     #: a seed builds the same spiking head as in a fresh process, whatever was parsed before.
     legacy = False
 
-    def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        nc: int = 80,
+        reg_max: int = 16,
+        end2end: bool = False,
+        ch: tuple[int, ...] = (),
+        *,
+        neuron: NeuronConfig | None = None,
+    ) -> None:
         """Same arguments as ``Detect``: classes, DFL bins, end-to-end flag, input channels per level."""
         super().__init__(nc, reg_max, end2end, ch)
-        self.config = active_config()  # the model's neuron settings, shared: T lives there
+        self.config = neuron if neuron is not None else active_config()  # the neuron settings, shared: T lives there
+        neuron = self.config
         c2, c3 = max((16, ch[0] // 4, self.reg_max * 4)), max(ch[0], min(self.nc, 100))
         self.cv2 = nn.ModuleList(
-            nn.Sequential(SpikeConv(x, c2, 3), SpikeConv(c2, c2, 3), SpikeConv(c2, 4 * self.reg_max, bn=False))
+            nn.Sequential(
+                SpikeConv(x, c2, 3, neuron=neuron),
+                SpikeConv(c2, c2, 3, neuron=neuron),
+                SpikeConv(c2, 4 * self.reg_max, bn=False, neuron=neuron),
+            )
             for x in ch
         )
         self.cv3 = nn.ModuleList(
-            nn.Sequential(SpikeConv(x, c3, 3), SpikeConv(c3, c3, 3), SpikeConv(c3, self.nc, bn=False)) for x in ch
+            nn.Sequential(
+                SpikeConv(x, c3, 3, neuron=neuron),
+                SpikeConv(c3, c3, 3, neuron=neuron),
+                SpikeConv(c3, self.nc, bn=False, neuron=neuron),
+            )
+            for x in ch
         )
         if end2end:
             import copy

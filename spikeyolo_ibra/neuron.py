@@ -275,7 +275,11 @@ _ACTIVE: list[NeuronConfig] = []
 
 
 def active_config() -> NeuronConfig:
-    """The settings of the model YAML being parsed, or the defaults outside of model building."""
+    """The settings of the model YAML being parsed, or the defaults outside of model building.
+
+    The fallback of every block's ``neuron=`` argument: the parser builds a YAML's blocks inside
+    :func:`neuron_context`; a block built by hand takes ``neuron=NeuronConfig(...)`` (or these defaults).
+    """
     return _ACTIVE[-1] if _ACTIVE else NeuronConfig()
 
 
@@ -305,8 +309,11 @@ class Rectifier(nn.Module):
 
 
 def make_neuron(config: NeuronConfig | None = None) -> nn.Module:
-    """The neuron a block places before a synapse: IB-LIF, or :class:`Rectifier` (ReLU) for the ANN twin."""
-    config = config or active_config()
+    """The neuron a block places before a synapse: IB-LIF, or :class:`Rectifier` (ReLU) for the ANN twin.
+
+    ``config`` or, building inside a model YAML, the active one.
+    """
+    config = config if config is not None else active_config()
     return IBLIF(config) if config.spiking else Rectifier()
 
 

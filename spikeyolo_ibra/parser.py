@@ -62,8 +62,15 @@ def resolve_scale(d: dict) -> str | None:
 
 
 def _block_args(cls: type) -> str:
-    """The arguments a YAML row gives ``cls``: its constructor's, less what the parser fills in."""
-    params = [p for p in inspect.signature(cls).parameters.values() if p.name not in {"c1", "ch", "reg_max", "end2end"}]
+    """The arguments a YAML row gives ``cls``: its constructor's positional ones, less what the parser fills in.
+
+    Keyword-only arguments (``neuron=``, the settings the ``neuron:`` mapping gives) are not the row's.
+    """
+    params = [
+        p
+        for p in inspect.signature(cls).parameters.values()
+        if p.name not in {"c1", "ch", "reg_max", "end2end"} and p.kind is not p.KEYWORD_ONLY
+    ]
     return ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params)
 
 

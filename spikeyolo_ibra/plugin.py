@@ -5,7 +5,11 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
 
 - ``tasks.parse_model``: YAMLs with ``neuron:`` are built by our own parser (:mod:`spikeyolo_ibra.parser`), every
   other YAML by Ultralytics' own function, untouched;
-- ``yaml_model_load``: ``cfg/ibra-spikeyolo-s.yaml`` is ``cfg/ibra-spikeyolo.yaml`` at scale ``s`` when no such file
+- ``check_file`` (in ``ultralytics.utils.checks`` and ``ultralytics.data.utils``): a YAML name Ultralytics finds
+  nowhere may be one of ours, looked up in this package as Ultralytics looks in its own (:func:`packaged_yaml`), so
+  ``model=ibra-spikeyolo.yaml data=shapes.yaml cfg=shapes-cpu.yaml`` work from any directory, as ``yolov8n.yaml`` and
+  ``coco8.yaml`` do; a name Ultralytics resolves never reaches that lookup;
+- ``yaml_model_load``: ``ibra-spikeyolo-s.yaml`` is ``ibra-spikeyolo.yaml`` at scale ``s`` when no such file
   exists, and a spiking YAML without ``scale:`` takes its first scale without Ultralytics' warning;
 - ``BaseModel.fuse``: first fuses our modules for integer-mode speed (:mod:`spikeyolo_ibra.fusion`: chains in their
   factored form, ``SPIKEYOLO_CHAINS=dense`` for one dense conv each; the alignment scale folded into the weights); it
@@ -18,18 +22,22 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
   Arial.ttf, so plotting never tries a download.
 
 Explicit opt-ins, documented in docs/troubleshooting.md: ``SPIKEYOLO_CPU_THREADS=N`` sets the torch threads of CPU
-training and validation (of any model in that run); the ``spikeyolo`` command (:mod:`spikeyolo_ibra.cli`) also turns a
-damaged checkpoint into one sentence. Ultralytics' own ``YOLO_AUTOINSTALL=False`` stops its pip installs
-(faster-coco-eval for ``save_json=True``).
+training and validation of our models (stock models keep Ultralytics' thread count); the ``spikeyolo`` command
+(:mod:`spikeyolo_ibra.cli`) also turns a damaged checkpoint into one sentence. Ultralytics' own
+``YOLO_AUTOINSTALL=False`` stops its pip installs (faster-coco-eval for ``save_json=True``).
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import importlib.metadata
 import importlib.util
 import os
 import re
 import shutil
+import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,19 +49,31 @@ from packaging.version import Version
 from ultralytics.engine import model as engine_model
 from ultralytics.engine import trainer as engine_trainer
 from ultralytics.nn import tasks
-from ultralytics.utils import LOGGER, USER_CONFIG_DIR
+from ultralytics.utils import LOGGER, USER_CONFIG_DIR, checks
 from ultralytics.utils.callbacks.base import default_callbacks
 
 from . import blocks, fusion, head, neuron, registry  # noqa: F401 (the imports register our classes)
 from .atomic import replacing
 from .coco import on_val_end
 from .errors import SpikeYoloError
+from .events import training as events_training
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
 from .precision import keep_float32, skip_amp_check
 
-__all__ = ("CPU_THREADS_ENV", "MissingExportExtra", "ModelYAMLError", "UnsupportedUltralytics", "register")
+__all__ = (
+    "CPU_THREADS_ENV",
+    "CpuThreadsError",
+    "MissingExportExtra",
+    "ModelYAMLError",
+    "UnsupportedUltralytics",
+    "packaged_yaml",
+    "register",
+)
 
 DISTRIBUTION = "spikeyolo-ibra"
+#: The package folder: its ``cfg/`` holds the model YAMLs, ``cfg/datasets/`` and ``cfg/train/``.
+PACKAGE = Path(__file__).resolve().parent
+YAML_SUFFIXES = (".yaml", ".yml")
 CPU_THREADS_ENV = "SPIKEYOLO_CPU_THREADS"
 _SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmx])$")
 #: Modules ONNX export needs: always, and for ``simplify=True`` (Ultralytics' default).
@@ -62,6 +82,10 @@ EXPORT_MODULES = {"onnx": "always", "onnxruntime": "simplify", "onnxslim": "simp
 
 class UnsupportedUltralytics(SpikeYoloError, ImportError):
     """The installed Ultralytics is older than the oldest release this version of spikeyolo_ibra works with."""
+
+
+class CpuThreadsError(SpikeYoloError, ValueError):
+    """``SPIKEYOLO_CPU_THREADS`` is not a whole number of threads."""
 
 
 class MissingExportExtra(SpikeYoloError, ImportError):
@@ -95,6 +119,37 @@ def _check_version() -> None:
             f"spikeyolo_ibra needs ultralytics{spec} but found {installed}: run pip install 'ultralytics{spec}'."
         )
     LOGGER.warning(f"spikeyolo_ibra is tested with ultralytics{spec}, not {installed}: report what breaks.")
+
+
+def packaged_yaml(name: str | Path) -> str | None:
+    """The YAML under ``spikeyolo_ibra/cfg/`` that ``name`` names, found as Ultralytics finds its own (``ROOT/**/x``).
+
+    ``shapes.yaml``, ``datasets/shapes.yaml`` and the repository path ``cfg/datasets/shapes.yaml`` all name
+    ``spikeyolo_ibra/cfg/datasets/shapes.yaml``. None for an absolute path, a URL, a file that is no YAML, or no match.
+    """
+    name = str(name).strip()
+    if "://" in name or Path(name).is_absolute() or ".." in Path(name).parts or Path(name).suffix not in YAML_SUFFIXES:
+        return None
+    cfg = PACKAGE / "cfg"
+    found = sorted(p for p in glob.glob(str(PACKAGE / "**" / glob.escape(name)), recursive=True) if Path(p).is_file())
+    found = [p for p in found if Path(p).is_relative_to(cfg)]
+    return found[0] if found else None
+
+
+def _wrap_check_file(stock: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(stock)
+    def check_file(file: Any, *args: Any, **kwargs: Any) -> Any:
+        """Ultralytics' ``check_file``; a YAML name it finds nowhere (``[]``, FileNotFoundError) may be ours."""
+        try:
+            found = stock(file, *args, **kwargs)
+        except FileNotFoundError:
+            if ours := packaged_yaml(file):
+                return ours
+            raise
+        return found or packaged_yaml(file) or found
+
+    check_file.spikeyolo = True
+    return check_file
 
 
 def _wrap_parse_model(stock: Callable[..., Any]) -> Callable[..., Any]:
@@ -176,19 +231,42 @@ def offline_font() -> None:
         pass
 
 
-def _cpu_threads(worker: Any) -> None:
-    """``on_pretrain_routine_start`` / ``on_val_start``: on the CPU, use ``$SPIKEYOLO_CPU_THREADS`` torch threads.
+def _names_our_model(model: Any) -> bool:
+    """True for a model of ours, or the path of our checkpoint or spiking YAML (what a standalone validator holds).
 
-    Opt-in: without the variable Ultralytics' own choice (``min(8, cores - 1)``) stands. ``make demo`` sets it to the
-    core count, which trains IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores (docs/quickstart.md).
+    A checkpoint is recognised by our module paths in its pickle (``spikeyolo_ibra.``), read without unpickling.
+    """
+    if isinstance(model, torch.nn.Module):
+        return is_spiking_model(model)
+    path = Path(str(model))
+    try:
+        if path.suffix in YAML_SUFFIXES:
+            return is_spiking_yaml(tasks.yaml_model_load(path))
+        if path.suffix == ".pt" and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pickle = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+                return b"spikeyolo_ibra." in archive.read(pickle)
+    except (OSError, StopIteration, ValueError, zipfile.BadZipFile):
+        pass
+    return False
+
+
+def _cpu_threads(worker: Any) -> None:
+    """``on_pretrain_routine_end`` / ``on_val_start``: a CPU run of our model uses ``$SPIKEYOLO_CPU_THREADS`` threads.
+
+    Opt-in: without the variable Ultralytics' own choice (``min(8, cores - 1)``) stands, and it always stands for stock
+    models. ``make demo`` sets it to the core count, which trains IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores
+    (docs/quickstart.md). A trainer holds its model by then; a standalone validator, the path of the one it validates
+    (validation during training keeps the trainer's threads).
     """
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     device = getattr(worker, "device", None)
     if not value or device is None or torch.device(device).type != "cpu":
         return
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{CPU_THREADS_ENV}={value!r} is invalid: use a whole number of threads, 1 or more.")
-    torch.set_num_threads(int(value))
+        raise CpuThreadsError(f"{CPU_THREADS_ENV}={value!r} is invalid: use a whole number of threads, 1 or more.")
+    if _names_our_model(getattr(worker, "model", None) or getattr(getattr(worker, "args", None), "model", None)):
+        torch.set_num_threads(int(value))
 
 
 def _add_callback(event: str, fn: Callable[[Any], None]) -> None:
@@ -201,14 +279,22 @@ def register() -> None:
     if getattr(tasks.parse_model, "spikeyolo", False):
         return
     _check_version()
+    stock_check_file = checks.check_file
+    checks.check_file = _wrap_check_file(stock_check_file)  # check_yaml's lookup: model=, cfg=
+    # data=: check_det_dataset calls the name ultralytics.data.utils bound at its import. Imported later (or now,
+    # partway: it imports nn.tasks before check_file) it binds ours; imported earlier, it is rebound here.
+    data_utils = sys.modules.get("ultralytics.data.utils")
+    if getattr(data_utils, "check_file", None) is stock_check_file:
+        data_utils.check_file = checks.check_file
     loader = _wrap_yaml_model_load(tasks.yaml_model_load)
     tasks.yaml_model_load = engine_model.yaml_model_load = loader
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
     torch.serialization.add_safe_globals(registry.safe_classes())
-    _add_callback("on_pretrain_routine_start", _cpu_threads)
+    _add_callback("on_pretrain_routine_end", _cpu_threads)  # the model is built by then
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)
     engine_trainer.check_amp = skip_amp_check(engine_trainer.check_amp)  # spiking models: no AMP trial
     _add_callback("on_pretrain_routine_end", keep_float32)  # spiking models train in float32 (precision.py)
+    events_training.register()  # event data (a data YAML with events:) in the trainer and validator; EventEncoder
     tasks.parse_model = _wrap_parse_model(tasks.parse_model)  # last: it marks the registration as done

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar, get_args
 
-__all__ = ("ROLES", "Entry", "entries", "exported", "register", "safe_classes", "yaml_blocks")
+__all__ = ("ROLES", "Entry", "exported", "register", "safe_classes", "yaml_blocks")
 
 Role = Literal["channels", "detect", "part"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -57,11 +57,6 @@ def register(role: Role = "part") -> Callable[[T], T]:
         return cls
 
     return decorate
-
-
-def entries() -> dict[str, Entry]:
-    """Every registered class by name."""
-    return dict(_ENTRIES)
 
 
 def yaml_blocks() -> dict[str, Entry]:

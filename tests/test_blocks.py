@@ -5,9 +5,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from ultralytics.nn.modules import Conv
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
-from spikeyolo_ibra.blocks import SpikeAllConvBlock, SpikeConvBlock, SpikingSynapse, fold_conv_bn
+from spikeyolo_ibra.blocks import (
+    RepConv3x3,
+    SpikeAllConvBlock,
+    SpikeConv,
+    SpikeConvBlock,
+    SpikeDownsample,
+    SpikeSPPF,
+    SpikingSynapse,
+    fold_conv_bn,
+)
+from spikeyolo_ibra.head import SpikeDetect
+from spikeyolo_ibra.neuron import IBLIF, NeuronConfig, Rectifier
 
 CFG = Path(__file__).resolve().parents[1] / "cfg"
 
@@ -67,6 +79,28 @@ def test_residual_blocks_keep_their_width(block):
     with pytest.raises(ValueError, match=f"{block.__name__} keeps its width, but the YAML gives 16 output channels"):
         block(8, 16)
     assert block(8, 8, 2, 3)(torch.rand(1, 8, 6, 6)).shape == (1, 8, 6, 6)
+
+
+@pytest.mark.parametrize("block", [SpikeConvBlock, SpikeAllConvBlock])
+def test_conv_blocks_share_one_layout(block):
+    """The two blocks differ only in their mixer: the same state-dict keys for sep, mix1 and mix2 as in 0.2."""
+    keys = {k.split(".")[0] for k in block(8, 8, 2, 3).state_dict()}
+    assert keys == {"sep", "mix1", "mix2"}
+    assert isinstance(block(8, 8, 2, 3).mix1.synapse, RepConv3x3 if block is SpikeConvBlock else Conv)
+
+
+def test_a_block_built_outside_the_parser_takes_its_neuron_settings():
+    """Without a model YAML being parsed, an explicit ``neuron=`` reaches every neuron; without it, the defaults."""
+    config = NeuronConfig(T=2, bits=4, scale=10.0)
+    parts = [SpikeConvBlock(8, 8, 2, 3, neuron=config), SpikeSPPF(8, 8, neuron=config)]
+    parts += [SpikeDownsample(3, 8, neuron=config), SpikeDetect(6, 16, False, (8, 16), neuron=config)]
+    for part in parts:
+        neurons = [m for m in part.modules() if isinstance(m, IBLIF)]
+        assert neurons and all(n.config is config for n in neurons)
+    assert parts[2].config is config and parts[3].config is config and parts[3].T == 2
+    assert all(n.config == NeuronConfig() for n in SpikeConvBlock(8, 8, 2, 3).modules() if isinstance(n, IBLIF))
+    relu = SpikeConv(8, 8, neuron=NeuronConfig(type="relu"))
+    assert isinstance(relu.neuron, Rectifier)
 
 
 def test_bn_folding_is_exact_and_leaves_its_inputs_alone():

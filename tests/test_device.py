@@ -50,7 +50,8 @@ def test_spike_infer_refuses_a_gpu_index_out_of_range(monkeypatch, capsys, tmp_p
     monkeypatch.setattr(device_module.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(device_module.torch.cuda, "device_count", lambda: 1)
     args = ["--weights", "tests/fixtures/tiny-spikeyolo.pt", "--source", "x.jpg", "--out", str(tmp_path / "o")]
-    assert main([*args, "--device", "cuda:7"]) == 2
+    with pytest.raises(SystemExit, match="^2$"):
+        main([*args, "--device", "cuda:7"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "asks for GPU 7, but this machine has 1" in err[0]
     assert not (tmp_path / "o").exists()

@@ -94,7 +94,9 @@ def test_effective_synops_counts_nonzero_inputs_and_nonzero_weights_like_neurobe
     with torch.no_grad():
         conv.weight[0, 0, 1, 1] = 0.0  # the centre tap: the one joining the corner input to output (0, 0)
     assert effective_synops(x, conv) == 7  # NeuroBench skips zero weights; SOPs count every weight
-    assert effective_synops(torch.ones(1, 2, 4, 4), _one_by_one()) == 96
+    assert effective_synops(torch.ones(2, 2, 4, 4), _one_by_one()) == 2 * 96  # summed over the batch
+    depthwise = torch.nn.Conv2d(4, 4, 3, padding=1, groups=4)  # each input channel reaches one output channel
+    assert effective_synops(torch.ones(1, 4, 4, 4), depthwise) == dense_synops(depthwise, (4, 4)) == 4 * 100
 
 
 def test_memory_bits_and_energy_of_a_spike_fed_3x3_conv_in_each_network():

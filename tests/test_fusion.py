@@ -8,7 +8,15 @@ import torch
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from spikeyolo_ibra.blocks import FactoredChain, LinearChain
-from spikeyolo_ibra.fusion import CHAINS_ENV, chain_form, fold_alignment_scale, fuse_synapses
+from spikeyolo_ibra.fusion import (
+    CHAINS_ENV,
+    ChainFormError,
+    chain_form,
+    chains,
+    fold_alignment_scale,
+    fuse_synapses,
+    set_chains,
+)
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig
 from spikeyolo_ibra.spike import Equivalence, Monitor, calibrate_bn, run_pair, to_spike_driven
 
@@ -55,6 +63,23 @@ def test_chain_form_switch(monkeypatch, firing_tiny):
         copy.deepcopy(firing_tiny).fuse(verbose=False)
     monkeypatch.delenv(CHAINS_ENV)
     assert chain_form() == "factored"
+
+
+def test_chains_set_in_code_win_over_the_command_line_default(monkeypatch, firing_tiny):
+    monkeypatch.setenv(CHAINS_ENV, "factored")
+    with chains("dense"):
+        assert chain_form() == "dense"
+        dense = copy.deepcopy(firing_tiny).fuse(verbose=False)
+    assert chain_form() == "factored"
+    assert not any(isinstance(m, (LinearChain, FactoredChain)) for m in dense.modules())
+    set_chains("dense")
+    try:
+        assert chain_form() == "dense"
+    finally:
+        set_chains(None)
+    assert chain_form() == "factored"
+    with pytest.raises(ChainFormError, match="^chains='diagonal' is invalid: use factored or dense.$"):
+        set_chains("diagonal")
 
 
 def test_scale_n_fused_keeps_the_training_parameter_count():

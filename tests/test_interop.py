@@ -22,13 +22,19 @@ import torch
 from ultralytics import YOLO
 from ultralytics.utils import ASSETS
 
-from spikeyolo_ibra.interop import safe_pickle
+from spikeyolo_ibra.interop import SpikeYOLOImportError, import_spikeyolo, safe_pickle
 from spikeyolo_ibra.interop.cli import main
-from spikeyolo_ibra.interop.spikeyolo import SpikeYOLOImportError, import_spikeyolo
-from spikeyolo_ibra.spike import Equivalence, run_pair, to_spike_driven
-from spikeyolo_ibra.spike.verify import detect, same_detections
+from spikeyolo_ibra.spike import Equivalence, detect, run_pair, same_detections, to_spike_driven
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def exit_status(argv: list[str]) -> int:
+    """``spikeyolo-import`` with ``argv``: its exit status (bad input ends in SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
 
 
 def _fixture_module(name: str) -> ModuleType:
@@ -116,7 +122,7 @@ def test_malicious_reduce_is_inert(tmp_path):
     assert isinstance(loaded["model"], safe_pickle.Inert)
     assert loaded["model"].origin.endswith(".system") and loaded["model"].args == (f"touch {marker}",)
     assert loaded["other"].origin == "builtins.eval"
-    assert main(["--weights", str(path), "--out", str(tmp_path / "out.pt")]) == 2
+    assert exit_status(["--weights", str(path), "--out", str(tmp_path / "out.pt")]) == 2
     assert not marker.exists() and not (tmp_path / "out.pt").exists()
 
 
@@ -311,7 +317,7 @@ def test_bad_input_is_one_sentence_and_writes_nothing(case, their_file, tmp_path
     src, expected = case(tmp_path, their_file)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    assert main(["--weights", str(src), "--out", str(out_dir / "ours.pt")]) == 2
+    assert exit_status(["--weights", str(src), "--out", str(out_dir / "ours.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and err.startswith(f"spikeyolo-import: {src.name}")
     assert "\n" not in err and "Traceback" not in err

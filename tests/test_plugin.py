@@ -71,6 +71,7 @@ def test_every_class_a_checkpoint_holds_is_registered():
     ours |= {type(m.config) for m in model.modules() if isinstance(getattr(m, "config", None), NeuronConfig)}
     assert ours <= set(registry.safe_classes())
     assert set(registry.yaml_blocks()) == {
+        "EventEncoder",  # spikeyolo_ibra.events.blocks: the event models' layer 0
         "SpikeAllConvBlock",
         "SpikeConv",
         "SpikeConvBlock",
@@ -235,18 +236,25 @@ def test_bad_cpu_threads_setting_is_one_sentence(value, monkeypatch):
         _cpu_threads(SimpleNamespace(device=torch.device("cpu")))
 
 
-def test_cpu_threads_setting_applies_on_cpu_only(monkeypatch):
+def test_cpu_threads_setting_applies_to_our_models_on_cpu_only(monkeypatch):
     before = torch.get_num_threads()
     target = 1 if before > 1 else 2
+    ours, stock = tasks.DetectionModel(str(TINY_YAML), verbose=False), YOLO("yolov8n.yaml").model
+    cpu = torch.device("cpu")
     try:
         monkeypatch.setenv(CPU_THREADS_ENV, str(target))
-        _cpu_threads(SimpleNamespace(device=torch.device("cuda", 0)))  # not ours to change
+        _cpu_threads(SimpleNamespace(device=torch.device("cuda", 0), model=ours))  # not ours to change
+        _cpu_threads(SimpleNamespace(device=cpu, model=stock))  # a stock model's run
+        _cpu_threads(SimpleNamespace(device=cpu, model=None, args=SimpleNamespace(model="yolov8n.yaml")))
         assert torch.get_num_threads() == before
-        _cpu_threads(SimpleNamespace(device=torch.device("cpu")))
+        _cpu_threads(SimpleNamespace(device=cpu, model=ours))  # a trainer of ours
+        assert torch.get_num_threads() == target
+        torch.set_num_threads(before)
+        _cpu_threads(SimpleNamespace(device=cpu, args=SimpleNamespace(model=str(TINY_PT))))  # a validator of ours
         assert torch.get_num_threads() == target
         monkeypatch.delenv(CPU_THREADS_ENV)
         torch.set_num_threads(before)
-        _cpu_threads(SimpleNamespace(device=torch.device("cpu")))  # unset: Ultralytics' choice stands
+        _cpu_threads(SimpleNamespace(device=cpu, model=ours))  # unset: Ultralytics' choice stands
         assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)

@@ -19,8 +19,8 @@ from spikeyolo_ibra.spike import (
     spike_counts,
     to_spike_driven,
 )
+from spikeyolo_ibra.spike.measure import LayerStats
 from spikeyolo_ibra.spike.runtime import SpikeDrivenSynapse, require_binary
-from spikeyolo_ibra.spike.stats import LayerStats
 
 META = torch.device("meta")
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from ultralytics.utils import ASSETS
 
-from spikeyolo_ibra.spike.browser import chromium, looks_blank, open_page
 from spikeyolo_ibra.spike.cli import main
-from spikeyolo_ibra.spike.page import HEALTH_SCRIPT
+from spikeyolo_ibra.spike.report.browser import chromium, looks_blank, open_page
+from spikeyolo_ibra.spike.report.page import HEALTH_SCRIPT
 
 pytestmark = [
     pytest.mark.slow,  # a spike-infer run and three browser starts: 10-20 s

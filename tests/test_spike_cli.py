@@ -35,7 +35,8 @@ def check_cli(checkpoint, tmp_path, capsys):
     out = tmp_path / "report"
     args = ["--weights", str(checkpoint), "--source", str(BUS), "--imgsz", "96", "--verify", "--out", str(out)]
     assert main([*args, "--conf", "0.001"]) == 0
-    assert "PASS" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "PASS" in printed and "with memory (sram_1mb, 1.56 pJ/bit): SNN " in printed
     names = {p.name for p in out.iterdir()}
     assert {"report.json", "detections.json", "bus.jpg", "layers.png", "bitplanes.png", "report.html"} <= names
     report = json.loads((out / "report.json").read_text())
@@ -82,9 +83,10 @@ def test_bad_inputs_give_one_sentence_and_leave_nothing(tiny_checkpoint, tmp_pat
     for case, (weights, source, phrase, imgsz_and_more) in _bad_inputs(tmp_path, tiny_checkpoint).items():
         out = tmp_path / "out"
         args = ["--imgsz", *(imgsz_and_more or ["64"])]
-        code = main(["--weights", str(weights), "--source", str(source), *args, "--out", str(out)])
+        with pytest.raises(SystemExit) as exit:
+            main(["--weights", str(weights), "--source", str(source), *args, "--out", str(out)])
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2, case
+        assert exit.value.code == 2, case
         assert len(err) == 1 and phrase in err[0], (case, err)
         assert not out.exists(), case
         assert not list(tmp_path.glob(".out.*")), case
@@ -92,10 +94,10 @@ def test_bad_inputs_give_one_sentence_and_leave_nothing(tiny_checkpoint, tmp_pat
 
 def test_verifier_fails_when_spike_mode_is_wrong(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     """Plane weights off by 1 %: the check must see it (FAIL, exit 1), else a PASS would mean nothing."""
-    import spikeyolo_ibra.spike.runtime as runtime
+    import spikeyolo_ibra.spike.runtime.graph as graph
 
-    exact = runtime.plane_weights
-    monkeypatch.setattr(runtime, "plane_weights", lambda *args: exact(*args) * 1.01)
+    exact = graph.plane_weights
+    monkeypatch.setattr(graph, "plane_weights", lambda *args: exact(*args) * 1.01)
     args = ["--weights", str(tiny_checkpoint), "--source", str(BUS), "--imgsz", "96", "--verify", "--conf", "0.001"]
     assert main([*args, "--out", str(tmp_path / "report")]) == 1
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -108,7 +110,8 @@ def test_out_is_replaced_only_when_it_holds_a_report(tiny_checkpoint, tmp_path, 
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    assert main([*args, "--out", str(mine)]) == 2
+    with pytest.raises(SystemExit, match="^2$"):
+        main([*args, "--out", str(mine)])
     assert "is not a spike-infer report" in capsys.readouterr().err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     old = tmp_path / "old"
@@ -118,3 +121,19 @@ def test_out_is_replaced_only_when_it_holds_a_report(tiny_checkpoint, tmp_path, 
     assert main([*args, "--out", str(old)]) == 0
     assert not (old / "stale.txt").exists() and json.loads((old / "report.json").read_text())["images"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "old"]  # nothing left beside them
+
+
+def test_the_checkpoint_is_read_once(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """--verify and --compare scale=1: the integer, spike-driven and compared models all come from one read."""
+    reads = []
+    load = torch.load
+
+    def counting_load(f, *args, **kwargs):
+        reads.append(Path(f).resolve() if isinstance(f, (str, Path)) else f)
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    args = ["--weights", str(tiny_checkpoint), "--source", str(BUS), "--imgsz", "64", "--verify"]
+    assert main([*args, "--compare", "scale=1", "--out", str(tmp_path / "report")]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert reads == [Path(tiny_checkpoint).resolve()]

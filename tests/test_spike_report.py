@@ -14,10 +14,10 @@ from ultralytics.utils import ASSETS
 from spikeyolo_ibra.energy import sops_from_counts
 from spikeyolo_ibra.spike import Monitor, to_spike_driven
 from spikeyolo_ibra.spike.cli import main
-from spikeyolo_ibra.spike.compare import parse_compare
-from spikeyolo_ibra.spike.levels import chosen_layers, network, summary
-from spikeyolo_ibra.spike.maps import fanout, layer_map, to_image
-from spikeyolo_ibra.spike.units import count, energy, percent
+from spikeyolo_ibra.spike.inference import parse_compare
+from spikeyolo_ibra.spike.measure import fanout, layer_map, network, summary, to_image
+from spikeyolo_ibra.spike.report.units import count, energy, percent
+from spikeyolo_ibra.spike.report.writer import chosen_layers
 
 
 def test_fanout_of_a_3x3_pad_1_conv_by_hand():
@@ -122,6 +122,33 @@ def test_per_image_figures_add_up_to_the_totals(report_run):
     assert [len(d["detections"]) for d in detections] == [p["detections"] for p in per_image]
 
 
+def test_energy_with_memory_per_image_and_in_total(report_run):
+    """Compute-only and compute + memory, per image and per run, from the rows the measurement wrote."""
+    report = json.loads((report_run / "report.json").read_text())
+    e, layers = report["energy"], report["layers"]
+    assert e["memory"]["table"] == "sram_1mb" and "Horowitz" in e["memory"]["source"]
+    for key in ("snn", "ann", "snn_int8", "qann_int8"):
+        assert e[f"{key}_total_mJ"] == pytest.approx(e[f"{key}_mJ"] + e[f"{key}_mem_mJ"], rel=1e-12)
+    assert sum(r["memory_mJ"] for r in layers) == pytest.approx(e["snn_mem_mJ"], rel=1e-12)
+    assert sum(r["ann_memory_mJ"] for r in layers) == pytest.approx(e["ann_mem_mJ"], rel=1e-12)
+    spiking = [r for r in layers if r["kind"] == "spiking"]
+    for r in spiking:  # what the energy model needs, measured
+        assert r["inputs"] == r["neurons"] and r["weights"] > 0 and r["outputs"] > 0 and r["virtual_steps"] == 9
+        assert r["spikes"] == pytest.approx(r["spikes_per_neuron"] * r["neurons"], rel=1e-12)
+    for p in report["per_image"]:
+        assert p["snn_total_mJ"] == pytest.approx(p["snn_mJ"] + p["snn_mem_mJ"], rel=1e-12)
+        assert p["snn_mem_mJ"] == pytest.approx(e["snn_mem_mJ"], rel=1e-12)  # traffic depends on the geometry alone
+        assert p["activation_sparsity"] == pytest.approx(1 - p["firing_rate"], rel=1e-12)  # NeuroBench's definition
+        assert p["synaptic_operations"]["Effective_ACs"] == pytest.approx(p["sops"], rel=1e-9)
+    assert np.mean([p["snn_total_mJ"] for p in report["per_image"]]) == pytest.approx(e["snn_total_mJ"], rel=1e-12)
+    nb = report["neurobench"]
+    assert nb["footprint_bytes"] >= 4 * sum(r["weights"] for r in layers)
+    assert nb["synaptic_operations"]["Effective_ACs"] == pytest.approx(e["sops"], rel=1e-9)
+    assert report["compare"]["energy"]["snn_total_mJ"] > report["compare"]["energy"]["snn_mJ"] > 0
+    page = (report_run / "report.html").read_text()
+    assert "With memory traffic (sram_1mb" in page and "activation sparsity" in page
+
+
 def test_levels_and_compare(report_run):
     """Range alignment, measured: the same weights coded with N = 1 use far fewer levels than with N = 100."""
     report = json.loads((report_run / "report.json").read_text())
@@ -164,7 +191,8 @@ def test_bad_compare_gives_one_sentence_and_leaves_nothing(tiny_checkpoint, tmp_
         out = tmp_path / "out"
         other = str(tmp_path / compare) if compare.endswith(".pt") else compare
         args = ["--weights", str(tiny_checkpoint), "--source", str(ASSETS / "bus.jpg"), "--imgsz", "64"]
-        assert main([*args, "--compare", other, "--out", str(out)]) == 2, compare
+        with pytest.raises(SystemExit, match="^2$"):
+            main([*args, "--compare", other, "--out", str(out)])
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and phrase in err[0], (compare, err)
         assert not out.exists() and not list(tmp_path.glob(".out.*")), compare
@@ -183,7 +211,8 @@ def test_compare_of_n_on_a_checkpoint_saved_fused_is_refused(tiny_spiking_model,
     fused = tmp_path / "fused.pt"
     torch.save({"model": tiny_spiking_model().fuse(verbose=False), "train_args": {}}, fused)
     args = ["--weights", str(fused), "--source", str(ASSETS / "bus.jpg"), "--imgsz", "64", "--out", str(tmp_path / "o")]
-    assert main([*args, "--compare", "scale=1"]) == 2
+    with pytest.raises(SystemExit, match="^2$"):
+        main([*args, "--compare", "scale=1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "was saved fused, with N folded into its weights" in err[0]
     assert not (tmp_path / "o").exists()

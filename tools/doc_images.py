@@ -6,7 +6,8 @@
 Writes, each a palette PNG under 500 kB:
 
 - ``report-page.png``: what a 1280 x 2000 browser window shows of the demo's ``runs/demo/spike/report.html``
-  (headless Chromium, :mod:`spikeyolo_ibra.spike.browser`; the page must load with no broken image or script error);
+  (headless Chromium, :mod:`spikeyolo_ibra.spike.report.browser`; the page must load with no broken image or script
+  error);
 - ``heatmap.png``: bus.jpg at 320 px through the demo's checkpoint, detections beside where the spikes went;
 - ``levels.png``: the level histograms of that run beside the same weights with N = 1 (``--compare scale=1``).
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from spikeyolo_ibra.spike import spike_infer
-from spikeyolo_ibra.spike.browser import chromium, looks_blank, open_page
+from spikeyolo_ibra.spike.report.browser import chromium, looks_blank, open_page
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 500_000  # bytes per committed picture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from ..errors import one_sentence_errors
 
 __all__ = ("main", "parser")
 
@@ -19,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spikeyolo-import",
         description="Convert a checkpoint saved by SpikeYOLO's trainer (BICLab/SpikeYOLO) into a spikeyolo_ibra "
-        "checkpoint of cfg/spikeyolo.yaml that stock `yolo` loads. The file is read without their code and "
+        "checkpoint of spikeyolo.yaml that stock `yolo` loads. The file is read without their code and "
         "without running anything from it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -30,23 +31,25 @@ def parser() -> argparse.ArgumentParser:
         "--neuron",
         choices=("ilif", "ibra"),
         default="ilif",
-        help="ilif: cfg/spikeyolo.yaml, their neuron, equal outputs (default); "
-        "ibra: cfg/ibra-spikeyolo.yaml initialised from their weights, for fine-tuning",
+        help="ilif: spikeyolo.yaml, their neuron, equal outputs (default); "
+        "ibra: ibra-spikeyolo.yaml initialised from their weights, for fine-tuning",
     )
-    p.add_argument("--cfg", metavar="YAML", help="another model YAML of the same architecture (overrides --neuron)")
+    p.add_argument(
+        "--cfg",
+        metavar="YAML",
+        help="optional: another model YAML of the same architecture, a path or one of the package's names "
+        "(overrides --neuron)",
+    )
     return p
 
 
+@one_sentence_errors("spikeyolo-import")
 def main(argv: list[str] | None = None) -> int:
     """Convert; exit 0 when written, 2 on bad input (one sentence on stderr, no traceback, nothing written)."""
     args = parser().parse_args(argv)
-    from .spikeyolo import SpikeYOLOImportError, import_spikeyolo
+    from .convert import import_spikeyolo
 
-    try:
-        report = import_spikeyolo(args.weights, args.out, neuron=args.neuron, cfg=args.cfg)
-    except SpikeYOLOImportError as e:
-        print(f"spikeyolo-import: {e}", file=sys.stderr)
-        return 2
+    report = import_spikeyolo(args.weights, args.out, neuron=args.neuron, cfg=args.cfg)
     for line in report.lines():
         print(line)
     return 0

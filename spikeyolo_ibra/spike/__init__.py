@@ -1,35 +1,46 @@
 """Spike-driven inference: integer codes become binary planes, synapses integrate them, statistics and energy follow.
 
-- :mod:`.calibrate`: BN statistics for random networks, so checks run on networks that fire.
-- :mod:`.encoding`: codes -> binary planes and plane weights (bit-plane or unary).
-- :mod:`.runtime`: :func:`to_spike_driven` turns a fused model into its spike-driven copy.
-- :mod:`.stats`, :mod:`.monitor`: per-layer running statistics of a spike-driven run.
-- :mod:`.maps`: where the spikes go, per image: SOPs charged to the input location that sent them.
-- :mod:`.levels`: level use, histograms of the integer codes.
-- :mod:`.verify`: integer mode against spike mode.
-- :mod:`.source`, :mod:`.compare`, :mod:`.video`: what ``--source`` names, ``--compare``, annotated videos.
-- :mod:`.infer`, :mod:`.report`, :mod:`.cli`: the ``spike-infer`` command and its report.
-- :mod:`.figures`, :mod:`.page`, :mod:`.units`, :mod:`.browser`: the report's charts, its HTML page, numbers with
-  units, and the page checked in headless Chromium.
+Four layers, each using only those before it:
+
+- :mod:`.runtime`: the spike-driven network (binary planes, accumulation, the equivalence check); no I/O.
+- :mod:`.measure`: what a run did, as numbers (per-layer statistics, spike maps, level use, energy rows).
+- :mod:`.inference`: the checkpoint read once, the networks derived from it, one loop over a source.
+- :mod:`.report`: files a person reads (pictures, videos, JSON, the report page).
+
+:func:`spike_infer` (:mod:`.infer`) joins the last two; :mod:`.cli` is the ``spike-infer`` command.
 """
 
-from .calibrate import calibrate_bn
-from .encoding import encode, plane_weights, spike_counts
-from .errors import SpikeInferError
-from .monitor import Monitor
-from .runtime import NotSpikingModelError, SpikeDrivenSynapse, to_spike_driven
-from .verify import Equivalence, run_pair
+from .errors import SettingError, SpikeInferError
+from .measure import Monitor
+from .runtime import (
+    Equivalence,
+    NotSpikingModelError,
+    SpikeDrivenSynapse,
+    calibrate_bn,
+    detect,
+    encode,
+    plane_weights,
+    run_pair,
+    same_detections,
+    spike_counts,
+    to_spike_driven,
+)
 
 __all__ = (
     "Equivalence",
+    "Inference",
     "Monitor",
     "NotSpikingModelError",
+    "SettingError",
+    "Settings",
     "SpikeDrivenSynapse",
     "SpikeInferError",
     "calibrate_bn",
+    "detect",
     "encode",
     "plane_weights",
     "run_pair",
+    "same_detections",
     "spike_counts",
     "spike_infer",
     "to_spike_driven",
@@ -37,9 +48,13 @@ __all__ = (
 
 
 def __getattr__(name: str) -> object:
-    """``spike_infer`` lazily (it imports Ultralytics' loaders and matplotlib)."""
+    """``spike_infer``, ``Inference`` and ``Settings`` lazily (Ultralytics' loaders, and matplotlib for the report)."""
     if name == "spike_infer":
         from .infer import spike_infer
 
         return spike_infer
+    if name in ("Inference", "Settings"):
+        from . import inference
+
+        return getattr(inference, name)
     raise AttributeError(name)

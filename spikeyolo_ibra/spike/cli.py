@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..energy import COSTS
-from .errors import SpikeInferError
+from ..energy import COSTS, DEFAULT_MEMORY, MEMORY
+from ..errors import one_sentence_errors
+from .errors import SettingError
+from .inference import DTYPES
 from .runtime import ACCUMULATE
 
 __all__ = ("main", "parser")
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command-line arguments."""
+    """The command-line arguments: the keyword arguments of :func:`~spikeyolo_ibra.spike.infer.spike_infer`."""
     p = argparse.ArgumentParser(prog="spike-infer", description=__doc__)
     p.add_argument("--weights", required=True, help="trained Ultralytics .pt checkpoint of a spiking model")
     p.add_argument("--source", required=True, help="an image or video file, a folder or a glob")
@@ -23,10 +24,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--verify", action="store_true", help="compare integer and spike mode; FAIL exits with 1")
     p.add_argument("--out", default="runs/spike", help="report folder: new, empty or an old report")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="model dtype")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float64", help="model dtype")
     p.add_argument("--accumulate", choices=ACCUMULATE, default="batched", help="planes at once or one at a time")
     p.add_argument("--exact", action="store_true", help="accumulate the planes in float64 (for --dtype float32)")
-    p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm cost table")
+    p.add_argument("--energy", choices=tuple(COSTS), default="fp32", help="45 nm operation cost table")
+    p.add_argument(
+        "--memory", choices=tuple(MEMORY), default=DEFAULT_MEMORY, help="45 nm memory the data moves through"
+    )
     p.add_argument("--conf", type=float, default=0.25, help="NMS confidence threshold")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold")
     p.add_argument(
@@ -41,17 +45,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@one_sentence_errors("spike-infer")
 def main(argv: list[str] | None = None) -> int:
     """Run; exit 0 on success, 1 on FAIL, 2 on bad input (one sentence on stderr, no traceback)."""
     args = parser().parse_args(argv)
-    from .infer import spike_infer
+    from .infer import spike_infer  # Ultralytics' loaders and matplotlib: not for --help
     from .report import format_table
 
     try:
         report = spike_infer(**vars(args))
-    except SpikeInferError as e:
-        print(f"spike-infer: {e}", file=sys.stderr)
-        return 2
+    except SettingError as e:  # the setting as the user typed it: --imgsz 100, not imgsz=100
+        raise e.in_flags() from None
     print(format_table(report))
     print(f"report written to {args.out}")
     return 1 if report["equivalence"]["passed"] is False else 0

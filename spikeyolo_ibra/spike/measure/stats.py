@@ -9,22 +9,36 @@ logical step (C * H * W of the layer input):
 - level utilisation    = distinct codes seen / (Q + 1)
 - SOPs                 = fan-out-weighted spikes, counted twice: from the binary planes that reached the conv and
                          from the integer codes (spike-count map through an all-ones conv); they must agree.
+
+Each row also carries the fields of the energy model's :class:`~spikeyolo_ibra.energy.LayerTraffic` (``weights``,
+``inputs``, ``outputs``, ``timesteps``, ``virtual_steps``, ``spikes``, ``effective_ops``, ``dense_ops``): the fused
+conv's parameters, elements in and out per logical step, and the measured spikes and effective operations per image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..energy import conv_macs, sops_from_counts
-from ..neuron import NeuronConfig
-from .encoding import spike_counts
+from ...energy import LayerTraffic, conv_macs, effective_synops, sops_from_counts
+from ...neuron import NeuronConfig
+from ..runtime import batch_size, spike_counts
 from .levels import summary
 from .maps import SopMaps
 
 __all__ = ("EncoderStats", "LayerStats", "firing_summary")
+
+
+def _geometry(
+    known: LayerTraffic | None, name: str, kind: str, conv: nn.Conv2d, in_hw: tuple, out_hw: tuple, T: int, P: int
+) -> LayerTraffic:
+    """The layer's traffic with no spikes or operations yet: worked out once per input size (its Dense is a conv)."""
+    if known is not None and known.inputs == conv.in_channels * in_hw[0] * in_hw[1]:
+        return known
+    return LayerTraffic.of_conv(name, kind, conv, tuple(in_hw), tuple(out_hw), T, P)
 
 
 @dataclass
@@ -35,18 +49,35 @@ class EncoderStats:
     macs_per_step: int = 0
     macs: int = 0
     images: int = 0
+    effective_ops: float = 0.0  # NeuroBench's effective MACs, summed over images
+    last_effective_ops: list[float] = field(default_factory=list)  # per image of the last batch
+    geometry: LayerTraffic | None = None
 
-    def update(self, conv: nn.Conv2d, y: torch.Tensor) -> None:
-        """Count one batch of outputs y (B, C_out, H, W): computed once per image, then repeated T times."""
+    def update(self, conv: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Count one batch: input images x (B, C_in, H, W), outputs y (B, C_out, H', W'), once per image."""
         per_image = conv_macs(conv, (y.shape[-2], y.shape[-1]))
         self.macs_per_step = per_image
         self.macs += per_image * y.shape[0]
         self.images += y.shape[0]
+        self.geometry = _geometry(self.geometry, self.name, "encoder", conv, x.shape[-2:], y.shape[-2:], 1, 1)
+        self.last_effective_ops = [effective_synops(x[i : i + 1], conv) for i in range(x.shape[0])]
+        self.effective_ops += sum(self.last_effective_ops)
+
+    def traffic(self, effective_ops: float) -> LayerTraffic:
+        """What the layer moves and computes for one image with ``effective_ops`` effective MACs."""
+        return dataclasses.replace(self.geometry, effective_ops=effective_ops)
 
     def row(self) -> dict:
         """The report row (per-image averages)."""
         n = max(self.images, 1)
-        return {"name": self.name, "kind": "encoder", "macs": self.macs / n, "macs_per_step": self.macs_per_step}
+        traffic = dataclasses.asdict(self.traffic(self.effective_ops / n)) if self.geometry else {}
+        return {
+            **traffic,
+            "name": self.name,
+            "kind": "encoder",
+            "macs": self.macs / n,
+            "macs_per_step": self.macs_per_step,
+        }
 
 
 @dataclass
@@ -61,6 +92,7 @@ class LayerStats:
     sums: dict[str, torch.Tensor] = field(default_factory=dict)  # code_sum, spikes, sops_planes, sops_codes
     histogram: torch.Tensor | None = None  # codes 0..Q, on the data's device
     maps: SopMaps | None = None  # per-image SOP maps of the current forward pass, when a Monitor asks for them
+    geometry: LayerTraffic | None = None
 
     def _add(self, key: str, value: torch.Tensor) -> None:
         self.sums[key] = value if key not in self.sums else self.sums[key] + value
@@ -69,14 +101,15 @@ class LayerStats:
         """Add one batch of codes q (T * B, C, H, W) entering ``conv``; no host synchronisation."""
         c = self.config
         self.neurons = q[0].numel()
-        self.images += q.shape[0] // c.T
+        self.images += batch_size(q, c.T)
         counts = spike_counts(q, c)
         self._add("code_sum", q.sum(dtype=torch.float64))
         self._add("spikes", counts.sum(dtype=torch.float64))
         self._add("sops_codes", sops_from_counts(counts, conv))
         if self.maps is not None:
-            self.maps.add(counts, conv, c.T, c.virtual_steps)
+            self.maps.add(self.name, counts, conv, c.T, c.virtual_steps)
         self.macs_per_step = conv_macs(conv, out_hw)
+        self.geometry = _geometry(self.geometry, self.name, "spiking", conv, q.shape[-2:], out_hw, c.T, c.virtual_steps)
         if self.histogram is None:
             self.histogram = torch.zeros(c.max_code + 1, dtype=torch.long, device=q.device)
         codes = q.flatten().long()  # a fixed-size scatter: no data-dependent output size, no synchronisation
@@ -90,6 +123,10 @@ class LayerStats:
         """How many codes of each value 0..Q the layer's neurons emitted, over all images (one read-back)."""
         return [0] * (self.config.max_code + 1) if self.histogram is None else self.histogram.tolist()
 
+    def traffic(self, spikes: float, sops: float) -> LayerTraffic:
+        """What the layer moves and computes for one image that sent it ``spikes`` spikes and cost ``sops`` SOPs."""
+        return dataclasses.replace(self.geometry, spikes=spikes, effective_ops=sops)
+
     def row(self) -> dict:
         """The report row (per-image averages)."""
         c, n = self.config, max(self.images, 1)
@@ -97,7 +134,9 @@ class LayerStats:
         total = {k: float(v) for k, v in self.sums.items()}
         levels = self.levels()
         use = summary(levels)
+        spikes, sops = total.get("spikes", 0.0) / n, total.get("sops_planes", 0.0) / n
         return {
+            **(dataclasses.asdict(self.traffic(spikes, sops)) if self.geometry else {}),
             "name": self.name,
             "kind": "spiking",
             "neurons": self.neurons,
@@ -109,7 +148,7 @@ class LayerStats:
             "levels_used": use["levels_used"],
             "levels_possible": use["levels_possible"],
             "level_utilisation": use["levels_used"] / use["levels_possible"],
-            "sops": total.get("sops_planes", 0.0) / n,
+            "sops": sops,
             "sops_from_codes": total.get("sops_codes", 0.0) / n,
             "macs": self.macs_per_step * c.T,
             "macs_per_step": self.macs_per_step,

@@ -13,7 +13,7 @@ import base64
 import html
 from pathlib import Path
 
-from ..neuron import NeuronConfig
+from ...neuron import NeuronConfig
 from . import units
 
 __all__ = ("GALLERY_MAX", "neuron_in_words", "render")
@@ -126,7 +126,7 @@ def _summary(report: dict, folder: Path) -> str:
         f"for its ANN twin ({units.count(e['ann_macs'], 'MACs')}): <b>{e['ratio']:.2f}x</b> less at {table} "
         f"costs (MAC {e['costs']['mac_pJ']} pJ, accumulate {e['costs']['ac_pJ']} pJ). With int8 arithmetic on both "
         f"sides: {units.energy(e['snn_int8_mJ'])} against {units.energy(e['qann_int8_mJ'])} for a quantized ANN, "
-        f"<b>{e['qann_ratio']:.2f}x</b>.</p>"
+        f"<b>{e['qann_ratio']:.2f}x</b>.</p>{_with_memory(e)}{_neurobench(report['neurobench'])}"
     )
     return (
         f'<div class="summary"><div class="card"><h3>Spike mode equals the integer model?</h3>'
@@ -134,6 +134,29 @@ def _summary(report: dict, folder: Path) -> str:
         f'<div class="card"><h3>What it costs</h3>{cost}{_img(folder, "energy.png", "energy per image")}</div></div>'
         f'<div class="card" style="margin-top:18px"><h3>The run</h3><p>{neuron_in_words(report["neuron"])}</p>'
         f"<dl>{dl}</dl></div>"
+    )
+
+
+def _with_memory(e: dict) -> str:
+    m = e["memory"]
+    return (
+        f"<p>With memory traffic ({html.escape(m['table'])}, {m['read_pJ_per_bit']:.3g} pJ per bit read or written: "
+        f"{html.escape(m['source'])}), the SNN costs <b>{units.energy(e['snn_total_mJ'])}</b> "
+        f"({units.energy(e['snn_mem_mJ'])} of it memory) against <b>{units.energy(e['ann_total_mJ'])}</b> for the "
+        f"ANN twin ({units.energy(e['ann_mem_mJ'])} memory): <b>{e['total_ratio']:.2f}x</b>; at int8 "
+        f"{units.energy(e['snn_int8_total_mJ'])} against {units.energy(e['qann_int8_total_mJ'])}, "
+        f"<b>{e['qann_total_ratio']:.2f}x</b>. Were each layer to read its input neurons' membranes instead of "
+        f"spikes, the SNN would cost {units.energy(e['snn_total_membranes_mJ'])}.</p>"
+    )
+
+
+def _neurobench(nb: dict) -> str:
+    ops = nb["synaptic_operations"]
+    return (
+        f"<p class=muted>NeuroBench's metrics (their definitions), per image: activation sparsity "
+        f"{units.percent(nb['activation_sparsity'])}; synaptic operations {units.count(ops['Effective_ACs'])} "
+        f"effective ACs and {units.count(ops['Effective_MACs'])} effective MACs (dense {units.count(ops['Dense'])}); "
+        f"footprint {units.si(nb['footprint_bytes'], 'B')}.</p>"
     )
 
 
@@ -153,6 +176,12 @@ def _figures_table(r: dict) -> str:
             f"(firing rate {units.percent(r['firing_rate'])}), {units.energy(r['snn_mJ'])}",
         ),
         ("ANN twin", f"{units.count(r['ann_macs'], 'MACs')}, {units.energy(r['ann_mJ'])}: {r['ratio']:.2f}x the SNN"),
+        (
+            "with memory",
+            f"SNN {units.energy(r['snn_total_mJ'])}, ANN twin {units.energy(r['ann_total_mJ'])}: "
+            f"{r['total_ratio']:.2f}x",
+        ),
+        ("NeuroBench", f"activation sparsity {units.percent(r['activation_sparsity'])}"),
     ]
     if r["sops_in_padding"] > 0:
         rows.append(("letterbox padding", f"{units.percent(r['sops_in_padding'])} of the SOPs (not drawn)"))
@@ -221,7 +250,7 @@ def _levels(report: dict, folder: Path) -> str:
 
 def _layer_table(report: dict) -> str:
     head = ["layer", "kind", "neurons", "mean code", "firing rate", "spikes / neuron", "levels used", "SOPs"]
-    head += ["MACs (T steps)", "energy"]
+    head += ["MACs (T steps)", "energy", "memory"]
     body = []
     for r in report["layers"]:
         spk = r["kind"] == "spiking"
@@ -236,6 +265,7 @@ def _layer_table(report: dict) -> str:
             units.count(r["sops"]) if spk else "",
             units.count(r["macs"]),
             units.energy(r["energy_mJ"]),
+            units.energy(r["memory_mJ"]),
         ]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (

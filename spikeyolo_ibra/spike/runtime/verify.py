@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from ultralytics.utils.nms import non_max_suppression
 
-from ..blocks import SpikingSynapse
-from ..neuron import IBLIF
-from .runtime import SpikeDrivenSynapse
+from ...blocks import SpikingSynapse
+from ...neuron import IBLIF
+from .graph import SpikeDrivenSynapse
 
 __all__ = ("DET_ATOL", "Equivalence", "detect", "run_pair", "same_detections")
 

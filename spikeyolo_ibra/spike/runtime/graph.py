@@ -15,22 +15,23 @@ float64 for a float32 model) runs the plane convs and the sum in that dtype and 
 from __future__ import annotations
 
 import copy
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.nn.modules import Conv
 
-from ..blocks import FactoredChain, LinearChain, SpikingSynapse, fold_conv_bn
-from ..errors import SpikeYoloError
-from ..neuron import IBLIF
+from ...blocks import FactoredChain, LinearChain, SpikingSynapse, fold_conv_bn
+from ...errors import SpikeYoloError
+from ...neuron import IBLIF
 from .encoding import encode, plane, plane_weights
-from .stats import LayerStats
 
 __all__ = (
     "ACCUMULATE",
     "NotSpikingModelError",
     "SpikeDrivenSynapse",
+    "SynapseObserver",
     "require_binary",
     "synapse_conv",
     "to_spike_driven",
@@ -79,8 +80,21 @@ def require_binary(b: torch.Tensor) -> None:
         raise AssertionError(BINARY_ONLY)
 
 
+class SynapseObserver(Protocol):
+    """What a :class:`SpikeDrivenSynapse` tells an observer (its ``stats``): the codes it sent, the planes it fed."""
+
+    def update_codes(self, q: torch.Tensor, conv: nn.Conv2d, out_hw: tuple[int, int]) -> None:
+        """The codes q (T * B, C, H, W) of one call, entering ``conv``, whose output is ``out_hw``."""
+
+    def update_plane(self, b: torch.Tensor, conv: nn.Conv2d) -> None:
+        """Binary planes b (planes folded into the batch) as they reach ``conv``."""
+
+
 class SpikeDrivenSynapse(nn.Module):
-    """Neuron -> binary planes -> bias-free conv per plane -> weighted accumulation -> bias once."""
+    """Neuron -> binary planes -> bias-free conv per plane -> weighted accumulation -> bias once.
+
+    ``stats``, when set (a :class:`SynapseObserver`, e.g. a measurement's per-layer statistics), sees every call.
+    """
 
     def __init__(
         self, neuron: IBLIF, conv: nn.Conv2d, accumulate: str = "batched", accumulator: torch.dtype | None = None
@@ -90,7 +104,7 @@ class SpikeDrivenSynapse(nn.Module):
         if accumulate not in ACCUMULATE:
             raise ValueError(f"accumulate={accumulate!r} is not one of {', '.join(ACCUMULATE)}.")
         self.neuron, self.conv, self.accumulate, self.accumulator = neuron, conv, accumulate, accumulator
-        self.stats: LayerStats | None = None
+        self.stats: SynapseObserver | None = None
 
     def extra_repr(self) -> str:
         """Show the accumulation mode."""

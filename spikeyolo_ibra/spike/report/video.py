@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from . import units  # noqa: E402
-from .errors import SpikeInferError  # noqa: E402
+from ..errors import SpikeInferError
+from . import units
 
 __all__ = ("AnnotatedVideo", "VideoSet")
 
@@ -31,7 +29,9 @@ class _Strip:
 
     def __init__(self, width: int, frames: int) -> None:
         dpi = 100
-        self.fig, self.energy_ax = plt.subplots(figsize=(width / dpi, max(width / 4.5, 150) / dpi), dpi=dpi)
+        self.fig = Figure(figsize=(width / dpi, max(width / 4.5, 150) / dpi), dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.fig)  # drawn into memory, whatever backend pyplot has
+        self.energy_ax = self.fig.subplots()
         self.rate_ax = self.energy_ax.twinx()
         (self.energy,) = self.energy_ax.plot([], [], color="tab:orange", marker=".", label="SNN energy")
         (self.rate,) = self.rate_ax.plot([], [], color="tab:purple", marker=".", label="firing rate")
@@ -54,11 +54,8 @@ class _Strip:
         self.energy_ax.set_title(
             f"frame {len(x)}: {energy_uj[-1]:.3g} µJ, firing rate {rate_pct[-1]:.3g} %", fontsize=9, loc="left"
         )
-        self.fig.canvas.draw()
-        return cv2.cvtColor(np.asarray(self.fig.canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR)
-
-    def close(self) -> None:
-        plt.close(self.fig)
+        self.canvas.draw()
+        return cv2.cvtColor(np.asarray(self.canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR)
 
 
 def _heat(image: np.ndarray, sops: np.ndarray, vmax: float) -> np.ndarray:
@@ -123,8 +120,6 @@ class AnnotatedVideo:
         """Finish the file."""
         if self._writer is not None:
             self._writer.release()
-        if self._strip is not None:
-            self._strip.close()
 
 
 class VideoSet:

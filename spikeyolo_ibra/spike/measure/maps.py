@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from ultralytics.utils.ops import scale_masks
 
+from ..runtime import unfold_time
+
 __all__ = ("SopMaps", "fanout", "layer_map", "to_image")
 
 
@@ -38,7 +40,7 @@ def fanout(conv: nn.Conv2d, in_hw: tuple[int, int], device: torch.device | str |
 def layer_map(counts: torch.Tensor, conv: nn.Conv2d, T: int, f: torch.Tensor | None = None) -> torch.Tensor:
     """SOP(h, w) per image, (B, H, W) float64, from spike counts (T * B, C_in, H, W) entering ``conv``."""
     s = counts.to(torch.float64).sum(1)
-    s = s.reshape(T, -1, *s.shape[1:]).sum(0)  # time is the outer factor of the batch
+    s = unfold_time(s, T).sum(0)
     f = fanout(conv, s.shape[-2:], s.device) if f is None else f
     return s * f * (conv.out_channels / conv.groups)
 
@@ -55,6 +57,7 @@ class SopMaps:
         self.sops: torch.Tensor | None = None  # (B, H, W) float64, on the data's device
         self.spikes: torch.Tensor | None = None  # (B,) float64
         self.slots = 0  # neuron x T x P virtual-step slots per image: the denominator of the firing rate
+        self.per_layer: dict[str, torch.Tensor] = {}  # layer -> (2, B) float64: its spikes and SOPs per image
         self._fanouts: dict[tuple[int, tuple[int, int]], torch.Tensor] = {}
 
     def start(self, x: torch.Tensor) -> None:
@@ -62,16 +65,20 @@ class SopMaps:
         self.sops = torch.zeros(x.shape[0], *x.shape[-2:], dtype=torch.float64, device=x.device)
         self.spikes = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
         self.slots = 0
+        self.per_layer = {}
 
-    def add(self, counts: torch.Tensor, conv: nn.Conv2d, T: int, virtual_steps: int) -> None:
-        """Charge the spike counts (T * B, C_in, H, W) entering ``conv`` to their input locations."""
+    def add(self, layer: str, counts: torch.Tensor, conv: nn.Conv2d, T: int, virtual_steps: int) -> None:
+        """Charge the spike counts (T * B, C_in, H, W) entering ``conv`` (of ``layer``) to their input locations."""
         if self.sops is None:
             return  # a layer run outside a monitored forward pass (no input seen)
         key = (id(conv), tuple(counts.shape[-2:]))
         if key not in self._fanouts:
             self._fanouts[key] = fanout(conv, counts.shape[-2:], counts.device)
         m = layer_map(counts, conv, T, self._fanouts[key])
-        self.spikes += counts.to(torch.float64).reshape(T, -1, *counts.shape[1:]).sum((0, 2, 3, 4))
+        spikes = unfold_time(counts.to(torch.float64), T).sum((0, 2, 3, 4))
+        mine = torch.stack([spikes, m.sum((1, 2))])
+        self.per_layer[layer] = mine if layer not in self.per_layer else self.per_layer[layer] + mine
+        self.spikes += spikes
         self.slots += counts[0].numel() * T * virtual_steps
         up = F.interpolate(m.unsqueeze(1), size=self.sops.shape[-2:], mode="nearest").squeeze(1)
         # spread each cell over its pixels, keeping each image's sum exactly (nearest may repeat cells unevenly)
@@ -85,6 +92,13 @@ class SopMaps:
         b = self.sops.shape[0]
         flat = torch.cat([self.sops.flatten(), self.spikes]).cpu().numpy()
         return flat[:-b].reshape(self.sops.shape), flat[-b:]
+
+    def read_layers(self) -> dict[str, np.ndarray]:
+        """Per spike-fed layer of the last forward pass, (2, B) float64 on the host: its spikes and SOPs per image."""
+        if not self.per_layer:
+            return {}
+        flat = torch.stack(list(self.per_layer.values())).cpu().numpy()
+        return dict(zip(self.per_layer, flat, strict=True))
 
 
 def to_image(sops: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.ndarray, float]:

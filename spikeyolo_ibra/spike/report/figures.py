@@ -4,55 +4,60 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
-
-from ..neuron import NeuronConfig  # noqa: E402
-from . import units  # noqa: E402
-from .encoding import encode  # noqa: E402
-from .levels import network, summary  # noqa: E402
+from ...neuron import NeuronConfig
+from ..measure import network, summary
+from ..runtime import encode
+from . import units
 
 __all__ = ("neuron_short", "plot_bitplanes", "plot_energy", "plot_heatmap", "plot_layers", "plot_levels")
 
 SNN_COLOUR, ANN_COLOUR, COMPARE_COLOUR = "tab:orange", "tab:blue", "tab:green"
 
 
-def _save(fig: plt.Figure, path: Path, dpi: int = 100) -> None:
+def _save(fig: Figure, path: Path, dpi: int = 100) -> None:
+    """Write ``fig`` (a plain Figure: no pyplot, no global backend) to ``path``."""
     fig.savefig(path, dpi=dpi, **({"pil_kwargs": {"quality": 88}} if path.suffix == ".jpg" else {}))
-    plt.close(fig)
 
 
 def plot_energy(energy: dict, path: Path, compare: tuple[str, dict] | None = None) -> None:
-    """Energy per image as horizontal bars: the SNN, its ANN twin, and both priced at int8 (plus a compared run)."""
-    table = energy["costs"]["table"]
+    """Energy per image as stacked horizontal bars, compute then memory: the SNN, its ANN twin, both at int8.
+
+    A compared run adds its SNN bars. The bar's length is compute + memory; the label gives both parts.
+    """
+    table, memory = energy["costs"]["table"], energy["memory"]["table"]
     bars = [
-        (f"SNN, this run ({table})", energy["snn_mJ"], SNN_COLOUR),
-        (f"ANN twin ({table})", energy["ann_mJ"], ANN_COLOUR),
-        ("SNN at int8 costs", energy["snn_int8_mJ"], SNN_COLOUR),
-        ("quantized ANN (int8)", energy["qann_int8_mJ"], ANN_COLOUR),
+        (f"SNN, this run ({table})", energy, "snn", SNN_COLOUR),
+        (f"ANN twin ({table})", energy, "ann", ANN_COLOUR),
+        ("SNN at int8 costs", energy, "snn_int8", SNN_COLOUR),
+        ("quantized ANN (int8)", energy, "qann_int8", ANN_COLOUR),
     ]
     if compare is not None:
         label, other = compare
-        bars.insert(1, (f"SNN, {label} ({table})", other["snn_mJ"], COMPARE_COLOUR))
-        bars.insert(4, (f"SNN, {label}, int8", other["snn_int8_mJ"], COMPARE_COLOUR))
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(bars) + 1.2), layout="constrained")
+        bars.insert(1, (f"SNN, {label} ({table})", other, "snn", COMPARE_COLOUR))
+        bars.insert(4, (f"SNN, {label}, int8", other, "snn_int8", COMPARE_COLOUR))
+    fig = Figure(figsize=(7.5, 0.45 * len(bars) + 1.4), layout="constrained")
+    ax = fig.subplots()
     y = np.arange(len(bars))[::-1]
-    values = [b[1] * 1e3 for b in bars]  # uJ
-    ax.barh(y, values, color=[b[2] for b in bars])
+    compute = np.array([e[f"{key}_mJ"] for _, e, key, _ in bars]) * 1e3  # uJ
+    mem = np.array([e[f"{key}_mem_mJ"] for _, e, key, _ in bars]) * 1e3
+    colours = [b[3] for b in bars]
+    ax.barh(y, compute, color=colours, label="compute")
+    ax.barh(y, mem, left=compute, color=colours, alpha=0.35, hatch="//", label=f"memory ({memory})")
     ax.set_yticks(y, [b[0] for b in bars])
-    for yi, (_, mj, _) in zip(y, bars, strict=True):
-        ax.text(mj * 1e3, yi, f" {units.energy(mj)}", va="center", fontsize=9)
-    ax.set_xlim(0, max(values) * 1.3)
-    ax.set(xlabel="energy per image (µJ), 45 nm operation costs")
+    for yi, c, m in zip(y, compute, mem, strict=True):
+        ax.text(c + m, yi, f" {units.energy((c + m) / 1e3)} ({units.energy(c / 1e3)} compute)", va="center", fontsize=8)
+    ax.set_xlim(0, max(compute + mem) * 1.55)
+    ax.set(xlabel="energy per image (µJ): 45 nm operation costs, and memory traffic")
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
-        f"ANN twin / SNN = {energy['ratio']:.2f}x at {table} costs, "
-        f"quantized ANN / SNN = {energy['qann_ratio']:.2f}x at int8",
-        fontsize=10,
+        f"ANN twin / SNN = {energy['ratio']:.2f}x compute-only, {energy['total_ratio']:.2f}x with memory; "
+        f"int8: {energy['qann_ratio']:.2f}x, {energy['qann_total_ratio']:.2f}x",
+        fontsize=9,
     )
     _save(fig, path)
 
@@ -64,7 +69,8 @@ def plot_heatmap(annotated_rgb: np.ndarray, image_rgb: np.ndarray, sops: np.ndar
     gives the values.
     """
     h, w = image_rgb.shape[:2]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5 * h / w + 0.8), layout="constrained")  # ~4.5 in a panel
+    fig = Figure(figsize=(10, 4.5 * h / w + 0.8), layout="constrained")  # ~4.5 in a panel
+    a, b = fig.subplots(1, 2)
     a.imshow(annotated_rgb)
     a.set_title("detections", fontsize=10)
     b.imshow(image_rgb.mean(2), cmap="gray", vmin=0, vmax=255)
@@ -86,9 +92,8 @@ def plot_levels(runs: dict[str, dict[str, list[int]]], layers: list[str], titles
     rows = [("whole network", {k: network(v) for k, v in runs.items()})]
     rows += [(name, {k: v[name] for k, v in runs.items() if name in v}) for name in layers]
     cols = list(runs)
-    fig, axes = plt.subplots(
-        len(rows), len(cols), figsize=(6.2 * len(cols), 1.9 * len(rows) + 0.6), squeeze=False, layout="constrained"
-    )
+    fig = Figure(figsize=(6.2 * len(cols), 1.9 * len(rows) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
     for r, (name, hists) in enumerate(rows):
         shares = {run: np.asarray(h, dtype=float) / sum(h) for run, h in hists.items() if sum(h)}
         floor = min((s[s > 0].min() for s in shares.values()), default=1.0) / 2  # one y range per row: comparable
@@ -130,18 +135,22 @@ def neuron_short(config: NeuronConfig) -> str:
 
 
 def plot_layers(rows: list[dict], path: Path) -> None:
-    """Per-layer firing rate (spike-fed layers) and energy (all layers)."""
+    """Per-layer firing rate (spike-fed layers) and the SNN's energy, compute and memory (all layers)."""
     spiking = [r for r in rows if r["kind"] == "spiking"]
-    fig, (a, b) = plt.subplots(2, 1, figsize=(12, 6.5), layout="constrained")
+    fig = Figure(figsize=(12, 6.5), layout="constrained")
+    a, b = fig.subplots(2, 1)
     a.bar(range(len(spiking)), [r["firing_rate"] * 100 for r in spiking], color=SNN_COLOUR)
     a.set(
         ylabel="firing rate (% of virtual steps)",
         xlabel="spike-fed layer (model order)",
         title="How often each spike-fed layer's neurons fire",
     )
-    b.bar(range(len(rows)), [r["energy_mJ"] * 1e3 for r in rows], color=ANN_COLOUR)
+    x = np.arange(len(rows))
+    b.bar(x - 0.2, [r["energy_mJ"] * 1e3 for r in rows], 0.4, color=SNN_COLOUR, label="compute")
+    b.bar(x + 0.2, [r["memory_mJ"] * 1e3 for r in rows], 0.4, color=SNN_COLOUR, alpha=0.35, label="memory")
+    b.legend(fontsize=8)
     b.set(
-        ylabel="energy per image (µJ)",
+        ylabel="SNN energy per image (µJ)",
         xlabel="layer (model order; layer 0 is the encoder, charged as MACs)",
         yscale="log",
         title="Where the energy goes, layer by layer",
@@ -155,7 +164,8 @@ def plot_bitplanes(sample: torch.Tensor, config: NeuronConfig, layer: str, path:
     q = sample[channel]
     planes = encode(q, config)
     cols = len(planes) + 1
-    fig, axes = plt.subplots(1, cols, figsize=(2.0 * cols, 2.4), layout="constrained")
+    fig = Figure(figsize=(2.0 * cols, 2.4), layout="constrained")
+    axes = fig.subplots(1, cols)
     axes[0].imshow(q.numpy(), cmap="viridis")
     axes[0].set_title(f"codes q (max {int(q.max())})", fontsize=8)
     for k, (ax, b) in enumerate(zip(axes[1:], planes, strict=True)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..neuron import NeuronConfig
+from ...neuron import NeuronConfig
 
 __all__ = ("encode", "plane", "plane_weights", "spike_counts")
 

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..blocks import SpikeDownsample
-from ..energy import CostTable, totals_from_counts
+from ...blocks import SpikeDownsample
+from ...energy import DEFAULT_MEMORY, MEMORY, CostTable, LayerTraffic, MemoryTable, totals_from_counts
+from ..runtime import SpikeDrivenSynapse, synapse_conv
 from .maps import SopMaps, to_image
-from .runtime import SpikeDrivenSynapse, synapse_conv
+from .pricing import neurobench
 from .stats import EncoderStats, LayerStats
 
 __all__ = ("Monitor",)
@@ -31,7 +32,7 @@ class Monitor:
     """
 
     def __init__(self, model: nn.Module, maps: bool = False) -> None:
-        """Attach to ``model`` (a result of :func:`~spikeyolo_ibra.spike.runtime.to_spike_driven`)."""
+        """Attach to ``model`` (a result of :func:`~spikeyolo_ibra.spike.runtime.graph.to_spike_driven`)."""
         self.layers: list[EncoderStats | LayerStats] = []
         self.sample: torch.Tensor | None = None
         self.sample_layer = ""
@@ -43,7 +44,7 @@ class Monitor:
             if isinstance(m, SpikeDownsample) and m.first:
                 stats = EncoderStats(name)
                 conv = synapse_conv(m.conv)
-                self._hooks.append(m.conv.register_forward_hook(lambda _m, _a, y, s=stats, c=conv: s.update(c, y)))
+                self._hooks.append(m.conv.register_forward_hook(lambda _m, a, y, s=stats, c=conv: s.update(c, a[0], y)))
                 self.layers.append(stats)
             elif isinstance(m, SpikeDrivenSynapse):
                 m.stats = LayerStats(name, m.neuron.config, maps=self.maps)
@@ -58,7 +59,7 @@ class Monitor:
             self.sample = module.neuron.codes(args[0])[0].cpu()
 
     def rows(self) -> list[dict]:
-        """One row per layer in model order (per-image averages)."""
+        """One row per layer in model order (per-image averages); :func:`~.pricing.price` adds their energy."""
         return [s.row() for s in self.layers]
 
     def macs_per_image(self) -> tuple[int, int]:
@@ -66,28 +67,41 @@ class Monitor:
         encoder = sum(s.macs_per_step for s in self.layers if isinstance(s, EncoderStats))
         return encoder, sum(s.macs_per_step for s in self.layers)
 
-    def image_figures(self, costs: CostTable, image_hw: tuple[int, int]) -> tuple[dict, np.ndarray]:
+    def image_figures(
+        self, costs: CostTable, image_hw: tuple[int, int], memory: MemoryTable = MEMORY[DEFAULT_MEMORY]
+    ) -> tuple[dict, np.ndarray]:
         """The first image of the last forward pass: its figures and its SOP map in original image coordinates.
 
         Figures: ``sops`` and ``spikes`` (spike-fed layers), ``firing_rate`` = spikes / (neurons x T x P), the
-        energy totals of :func:`~spikeyolo_ibra.energy.totals_from_counts` for this image (``snn_mJ``, ``ann_mJ``,
-        ``ann_macs``, ...), and ``sops_in_padding``, the share of SOPs that fell on the letterbox padding. Needs
-        ``maps=True``; reads the device back once.
+        energy totals of :func:`~spikeyolo_ibra.energy.totals_from_counts` for this image, compute-only (``snn_mJ``,
+        ``ann_mJ``, ...) and with memory at ``memory`` (``snn_total_mJ``, ``snn_mem_mJ``, ...), NeuroBench's
+        ``activation_sparsity`` and ``synaptic_operations``, and ``sops_in_padding``, the share of SOPs that fell on
+        the letterbox padding. Needs ``maps=True``; reads the device back twice (maps, per-layer counts).
         """
         if self.maps is None:
             raise RuntimeError("image_figures needs a Monitor made with maps=True.")
         sops, spikes = self.maps.read()
         image_map, padding = to_image(sops[0], image_hw)
+        layers = self.image_traffic(0)
         encoder, ann = self.macs_per_image()
-        totals = totals_from_counts(encoder, float(sops[0].sum()), ann, costs)
-        del totals["costs"]
+        totals = totals_from_counts(encoder, float(sops[0].sum()), ann, costs, layers, memory)
+        del totals["costs"], totals["memory"]
         figures = {
             "spikes": float(spikes[0]),
             "firing_rate": float(spikes[0]) / max(self.maps.slots, 1),
             **totals,
+            **neurobench(layers),
             "sops_in_padding": padding,
         }
         return figures, image_map
+
+    def image_traffic(self, b: int) -> list[LayerTraffic]:
+        """What each layer moved and computed for image ``b`` of the last forward pass (needs ``maps=True``)."""
+        counts = self.maps.read_layers()
+        return [
+            s.traffic(s.last_effective_ops[b]) if isinstance(s, EncoderStats) else s.traffic(*counts[s.name][:, b])
+            for s in self.layers
+        ]
 
     def levels(self) -> dict[str, list[int]]:
         """Per spike-fed layer, how many codes of each value 0..Q its neurons emitted over all images."""

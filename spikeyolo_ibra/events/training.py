@@ -1,0 +1,179 @@
+"""Stock ``yolo train`` / ``yolo val`` on event data sets: what changes for a data YAML with an ``events:`` mapping.
+
+Keyed on the data, never on the model: a data set without ``events:`` is built, augmented and scored exactly as
+before. For event data (samples as 2T-channel TIFFs, :mod:`.sample`):
+
+- the dataset is :class:`~.dataset.EventDataset`: Ultralytics' ``YOLODataset`` with no HSV or colour
+  augmentation, and every border that mosaic, the affine warp or letterboxing adds set to 0, "no event"; flips move
+  frames and boxes together and the channel order (time, polarity) is never changed;
+- before training, the model's neuron ``T`` must equal ``events.timesteps`` (one sentence otherwise);
+- ``save_json=True`` validation prints pycocotools mAP on the converter's COCO file, whose image ids are the sample
+  file stems (recording name and label time), at the sensor's resolution.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ultralytics.utils import LOGGER
+
+from ..atomic import replacing
+from ..coco import annotations_for, evaluate
+from .errors import EventDataError
+
+__all__ = ("check_events_data", "check_timesteps", "is_event_data", "register")
+
+
+def is_event_data(data: dict | None) -> bool:
+    """True for a data set made of event samples (its YAML has an ``events:`` mapping)."""
+    return isinstance(data, dict) and isinstance(data.get("events"), dict)
+
+
+def check_events_data(data: dict) -> int:
+    """Check an event data YAML's ``events:`` mapping against its ``channels``; return T."""
+    events, name = data["events"], Path(str(data.get("yaml_file", "the data YAML"))).name
+    timesteps = events.get("timesteps")
+    if not (isinstance(timesteps, int) and timesteps >= 1):
+        raise EventDataError(f"{name} gives events.timesteps {timesteps!r}: give the number of time bins, 1 or more.")
+    if data.get("channels") != 2 * timesteps:
+        raise EventDataError(
+            f"{name} gives channels {data.get('channels')} for events.timesteps {timesteps}: "
+            f"set channels: {2 * timesteps} (ON and OFF per bin)."
+        )
+    return timesteps
+
+
+def check_timesteps(model: Any, data: dict) -> None:
+    """One sentence unless the model's neuron T equals the data's time bins (models without ``neuron:`` pass)."""
+    timesteps = check_events_data(data)
+    model = getattr(model, "module", model)  # DDP / compiled wrappers
+    neuron = (getattr(model, "yaml", None) or {}).get("neuron")
+    if not isinstance(neuron, dict):
+        return
+    model_t = neuron.get("T", 1)
+    if model_t != timesteps:
+        name = Path(str(data.get("yaml_file", "the data YAML"))).name
+        raise EventDataError(
+            f"the model has neuron T = {model_t} but {name} has events.timesteps {timesteps}: set T: {timesteps} "
+            f"under neuron: in the model YAML, or convert the events again with --timesteps {model_t}."
+        )
+
+
+def _wrap_build_dataset(stock: Callable[..., Any], check_model: bool) -> Callable[..., Any]:
+    def build_dataset(self: Any, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
+        """Ultralytics' build_dataset; for event data the dataset is an :class:`EventDataset`."""
+        if not is_event_data(self.data):
+            return stock(self, img_path, mode, batch)
+        check_events_data(self.data)
+        if check_model:
+            check_timesteps(self.model, self.data)
+        from ultralytics.data import build
+
+        from .dataset import EventDataset
+
+        stock_class = build.YOLODataset
+        build.YOLODataset = EventDataset  # build_yolo_dataset looks the class up here at each call
+        try:
+            return stock(self, img_path, mode, batch)
+        finally:
+            build.YOLODataset = stock_class
+
+    build_dataset.spikeyolo_events = True
+    return build_dataset
+
+
+def on_val_end(validator: Any) -> None:
+    """``on_val_end``: pycocotools mAP of a ``save_json=True`` validation on event data (image id = file stem)."""
+    if validator.training or not validator.args.save_json or not is_event_data(validator.data):
+        return
+    annotations = annotations_for(validator)
+    if annotations is None:
+        LOGGER.info(f"pycocotools: skipped, no annotations/instances_*2017.json in {validator.data['path']}")
+        return
+    stems = [Path(f).stem for f in validator.dataloader.dataset.im_files]
+    try:
+        result = evaluate(validator.jdict, annotations, stems)
+    except Exception as e:  # a metric add-on must not fail a finished validation
+        LOGGER.warning(f"pycocotools unable to run: {e}")
+        return
+    LOGGER.info(
+        f"pycocotools: mAP50={result['mAP50']:.3f} mAP50-95={result['mAP50-95']:.3f} (annotations: {annotations})"
+    )
+    with replacing(Path(validator.save_dir) / "coco_metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    validator.metrics.coco = result
+
+
+class _AfterImport:
+    """A meta-path finder that runs ``action(module)`` right after each named module has loaded, then leaves.
+
+    The plugin registers while Ultralytics is still importing itself (right after ``ultralytics.nn.tasks``), before
+    its trainer and validator modules exist; importing them then would be circular.
+    """
+
+    def __init__(self, actions: dict[str, Callable[[ModuleType], None]]) -> None:
+        self.actions = actions
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:  # noqa: D102
+        action = self.actions.pop(name, None)
+        if action is None:
+            return None
+        if not self.actions:
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_act(module: ModuleType) -> None:
+            exec_module(module)
+            action(module)
+
+        spec.loader.exec_module = exec_then_act
+        return spec
+
+
+def _wrap_class(attr: str, check_model: bool) -> Callable[[ModuleType], None]:
+    def wrap(module: ModuleType) -> None:
+        cls = getattr(module, attr)
+        if not getattr(cls.build_dataset, "spikeyolo_events", False):
+            cls.build_dataset = _wrap_build_dataset(cls.build_dataset, check_model)
+
+    return wrap
+
+
+#: The detection trainer and validator, by module: their ``build_dataset`` learns event data.
+WRAPPED = {
+    "ultralytics.models.yolo.detect.train": _wrap_class("DetectionTrainer", check_model=True),
+    "ultralytics.models.yolo.detect.val": _wrap_class("DetectionValidator", check_model=False),
+}
+
+
+def register() -> None:
+    """Teach Ultralytics' detection trainer and validator event data sets, and score them; idempotent.
+
+    The ``EventEncoder`` block is registered by importing :mod:`.blocks`; the trainer and validator are wrapped now
+    if loaded, else the moment they load.
+    """
+    import torch
+    from ultralytics.utils.callbacks.base import default_callbacks
+
+    from .blocks import EventEncoder
+
+    torch.serialization.add_safe_globals([EventEncoder])
+    pending = {}
+    for name, wrap in WRAPPED.items():
+        if name in sys.modules:
+            wrap(sys.modules[name])
+        else:
+            pending[name] = wrap
+    if pending and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(pending))
+    if on_val_end not in default_callbacks["on_val_end"]:
+        default_callbacks["on_val_end"].append(on_val_end)
