@@ -12,8 +12,8 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
 - ``yaml_model_load``: ``ibra-spikeyolo-s.yaml`` is ``ibra-spikeyolo.yaml`` at scale ``s`` when no such file
   exists, and a spiking YAML without ``scale:`` takes its first scale without Ultralytics' warning;
 - ``BaseModel.fuse``: first fuses our modules for integer-mode speed (:mod:`spikeyolo_ibra.fusion`: chains in their
-  factored form, ``SPIKEYOLO_CHAINS=dense`` for one dense conv each; the alignment scale folded into the weights); it
-  touches only modules of ours;
+  factored form, or one dense conv each inside ``with fusion.chains("dense")`` or with ``SPIKEYOLO_CHAINS=dense`` on
+  the command line; the alignment scale folded into the weights); it touches only modules of ours;
 - safe loading: our registered classes are allowed under ``ULTRALYTICS_SAFE_LOAD=1``;
 - callbacks: pycocotools mAP for ``save_json=True`` validations (``on_val_end``: adds numbers and a JSON file, changes
   none of Ultralytics'); ONNX export of a spiking model without the ``export`` extra is one sentence, not a pip install
@@ -46,8 +46,6 @@ import torch
 import ultralytics
 from packaging.requirements import Requirement
 from packaging.version import Version
-from ultralytics.engine import model as engine_model
-from ultralytics.engine import trainer as engine_trainer
 from ultralytics.nn import tasks
 from ultralytics.utils import LOGGER, USER_CONFIG_DIR, checks
 from ultralytics.utils.callbacks.base import default_callbacks
@@ -269,6 +267,21 @@ def _cpu_threads(worker: Any) -> None:
         torch.set_num_threads(int(value))
 
 
+def _rebind(stock: Callable[..., Any], wrap: Callable[..., Any], *importers: str) -> Callable[..., Any]:
+    """``wrap(stock)``, also bound in each of ``importers`` that imported ``stock`` by name already.
+
+    A module that imports the name later, or is partway through its import now (the import hook registers the moment
+    ``ultralytics.nn.tasks`` has loaded, possibly in the middle of another Ultralytics module), binds the wrapper from
+    the patched module. Importing those modules here instead would run into Ultralytics' own import cycles.
+    """
+    ours = wrap(stock)
+    for name in importers:
+        module = sys.modules.get(name)
+        if getattr(module, stock.__name__, None) is stock:
+            setattr(module, stock.__name__, ours)
+    return ours
+
+
 def _add_callback(event: str, fn: Callable[[Any], None]) -> None:
     if fn not in default_callbacks[event]:
         default_callbacks[event].append(fn)
@@ -279,22 +292,15 @@ def register() -> None:
     if getattr(tasks.parse_model, "spikeyolo", False):
         return
     _check_version()
-    stock_check_file = checks.check_file
-    checks.check_file = _wrap_check_file(stock_check_file)  # check_yaml's lookup: model=, cfg=
-    # data=: check_det_dataset calls the name ultralytics.data.utils bound at its import. Imported later (or now,
-    # partway: it imports nn.tasks before check_file) it binds ours; imported earlier, it is rebound here.
-    data_utils = sys.modules.get("ultralytics.data.utils")
-    if getattr(data_utils, "check_file", None) is stock_check_file:
-        data_utils.check_file = checks.check_file
-    loader = _wrap_yaml_model_load(tasks.yaml_model_load)
-    tasks.yaml_model_load = engine_model.yaml_model_load = loader
+    checks.check_file = _rebind(checks.check_file, _wrap_check_file, "ultralytics.data.utils")  # model=, cfg=, data=
+    tasks.yaml_model_load = _rebind(tasks.yaml_model_load, _wrap_yaml_model_load, "ultralytics.engine.model")
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
     torch.serialization.add_safe_globals(registry.safe_classes())
     _add_callback("on_pretrain_routine_end", _cpu_threads)  # the model is built by then
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)
-    engine_trainer.check_amp = skip_amp_check(engine_trainer.check_amp)  # spiking models: no AMP trial
+    checks.check_amp = _rebind(checks.check_amp, skip_amp_check, "ultralytics.engine.trainer")  # no AMP trial for ours
     _add_callback("on_pretrain_routine_end", keep_float32)  # spiking models train in float32 (precision.py)
     events_training.register()  # event data (a data YAML with events:) in the trainer and validator; EventEncoder
     tasks.parse_model = _wrap_parse_model(tasks.parse_model)  # last: it marks the registration as done

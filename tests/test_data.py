@@ -134,24 +134,49 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.usefixtures("offline_font")
-def test_dataset_yaml_builds_data_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("name", "level"), [("shapes", {}), ("shapes-demo", {"level": "demo"})])
+def test_dataset_yaml_builds_data_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, level: dict[str, str]
+) -> None:
     from ultralytics.data.utils import check_det_dataset
 
-    cfg = yaml.safe_load((CFG / "datasets" / "shapes.yaml").read_text())
+    cfg = yaml.safe_load((CFG / "datasets" / f"{name}.yaml").read_text())
     assert cfg["names"] == dict(enumerate(SHAPES_NAMES))
-    cfg["path"] = str(tmp_path / "shapes")  # absolute: independent of the user's datasets_dir
-    data_yaml = tmp_path / "shapes.yaml"
+    cfg["path"] = str(tmp_path / name)  # absolute: independent of the user's datasets_dir
+    data_yaml = tmp_path / f"{name}.yaml"
     data_yaml.write_text(yaml.safe_dump(cfg))
     calls = []
     small = functools.partial(build_shapes, n_train=2, n_val=2, imgsz=64)
-    monkeypatch.setattr(shapes, "build_shapes", lambda root: calls.append(root) or small(root))  # the snippet's import
+    # the snippet's import
+    monkeypatch.setattr(shapes, "build_shapes", lambda root, **kw: calls.append((root, kw)) or small(root, **kw))
 
     data = check_det_dataset(data_yaml)
-    assert calls == [tmp_path / "shapes"]
-    assert data["nc"] == len(SHAPES_NAMES) and Path(data["val"]) == tmp_path / "shapes" / "images" / "val"
+    assert calls == [(tmp_path / name, level)]
+    assert data["nc"] == len(SHAPES_NAMES) and Path(data["val"]) == tmp_path / name / "images" / "val"
     assert len(list(Path(data["val"]).glob("*.jpg"))) == 2
     check_det_dataset(data_yaml)  # second use: data found, snippet not run
     assert len(calls) == 1
+
+
+def test_demo_level_is_easier_and_its_own_set(tmp_path: Path) -> None:
+    demo = shapes.LEVELS["demo"]
+    root = build_shapes(tmp_path / "demo", n_train=30, n_val=10, imgsz=128, level="demo")
+    marker = json.loads((root / MARKER).read_text())
+    assert marker["level"] == "demo" and marker["min_size"] == demo.min_size
+    full = build_shapes(tmp_path / "full", n_train=30, n_val=10, imgsz=128)
+    assert (root / "images/val/000000000031.jpg").read_bytes() != (full / "images/val/000000000031.jpg").read_bytes()
+    anns = [a for split in ("train", "val") for a in _coco(root, split)["annotations"]]
+    per_image: dict[int, int] = {}
+    for a in anns:
+        per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
+        assert max(a["bbox"][2:]) <= demo.max_size * 128 + 1
+    assert set(per_image.values()) == set(range(1, demo.max_objects + 1))
+    full_anns = [a for split in ("train", "val") for a in _coco(full, split)["annotations"]]
+    assert np.median([max(a["bbox"][2:]) for a in anns]) > 1.2 * np.median([max(a["bbox"][2:]) for a in full_anns])
+    assert len(anns) / len(per_image) < len(full_anns) / 40  # fewer objects per image
+    assert {a["category_id"] for a in anns} == set(range(1, len(SHAPES_NAMES) + 1))  # same classes
+    with pytest.raises(ValueError, match="level must be one of full, demo"):
+        build_shapes(tmp_path / "x", level="hard")
 
 
 def test_data_yaml_for_a_set_built_elsewhere(built: dict[str, Path], tmp_path: Path) -> None:

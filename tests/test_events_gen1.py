@@ -160,3 +160,23 @@ def test_a_recording_without_any_box_the_protocol_keeps_gives_no_sample(tmp_path
     assert not list((tmp_path / "out" / "images").rglob("*.tif"))
     assert json.loads((tmp_path / "out" / ".done" / "val" / "17-04-00_val.json").read_text())["samples"] == []
     assert json.loads((tmp_path / "out" / "annotations" / "instances_val2017.json").read_text())["images"] == []
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--timesteps", "0", "--window-ms", "50"], "--timesteps 0 is invalid"),
+        (["--timesteps", "4", "--window-ms", "0.001"], "--window-ms 0.001 is invalid"),
+        (["--timesteps", "2", "--window-ms", "50", "--splits", "train", "valid"], "split 'valid' is not one of"),
+    ],
+)
+def test_impossible_options_are_one_sentence(tmp_path: Path, capsys, options: list[str], words: str):
+    from spikeyolo_ibra.events.cli import main
+
+    root = gen1_root(tmp_path / "gen1", {"train": 1})
+    with pytest.raises(SystemExit) as caught:
+        main(["gen1", str(root), str(tmp_path / "out"), *options])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spikeyolo-events: ") and words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

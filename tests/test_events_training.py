@@ -149,3 +149,30 @@ def test_flips_move_frames_and_boxes_together(constant_set, monkeypatch):
     assert cx == pytest.approx(64 - 10) and cy == pytest.approx(30)
     ys, xs = np.nonzero(on == 9)
     assert (xs.min(), xs.max() + 1) == (48, 60) and (ys.min(), ys.max() + 1) == (20, 40)
+
+
+@pytest.mark.parametrize("cache", [False, "ram", "disk"])
+def test_cached_samples_are_the_samples(constant_set, monkeypatch, cache):
+    img_path, data = constant_set
+    frames = np.random.default_rng(0).integers(0, 256, (1, 2, 64, 64), dtype=np.uint8)
+    save_sample(img_path / "rec_0.tif", frames)
+    monkeypatch.setattr(build, "YOLODataset", EventDataset)
+    cfg = get_cfg(overrides={"imgsz": 64, "cache": cache})
+    dataset = build.build_yolo_dataset(cfg, str(img_path), 4, data, mode="val", stride=32)
+    index = next(i for i, f in enumerate(dataset.im_files) if Path(f).stem == "rec_0")
+    for _ in range(2):  # the second read comes from the cache
+        np.testing.assert_array_equal(dataset[index]["img"].numpy(), frames[0])
+    assert (img_path / "rec_0.npy").is_file() == (cache == "disk")  # Ultralytics' .npy of what it read
+
+
+def test_predict_with_an_event_model_pads_with_zero(tmp_path: Path):
+    from ultralytics import YOLO
+
+    frames = np.full((2, 2, 40, 56), 5, np.uint8)  # not a multiple of the stride: the letterbox must pad
+    sample = save_sample(tmp_path / "rec_1000.tif", frames)
+    model = YOLO(str(CFG / "ibra-spikeyolo-events.yaml"))
+    model.model = DetectionModel(str(CFG / "ibra-spikeyolo-events.yaml"), ch=4, nc=4, verbose=False)
+    model.predict(str(sample), imgsz=64, device="cpu", verbose=False)  # sets up Ultralytics' predictor
+    padded = model.predictor.pre_transform([np.full((40, 56, 4), 5, np.uint8)])[0]
+    assert padded.shape[2] == 4 and padded.shape[:2] != (40, 56)
+    assert set(np.unique(padded)) == {0, 5}  # events where the sample is, 0 ("no event") where it pads, never 114

@@ -441,3 +441,18 @@ def test_archive_must_have_one_data_pickle(tmp_path):
     (tmp_path / "ts.pt").write_bytes(buf.getvalue())
     with pytest.raises(safe_pickle.SafeLoadError, match="TorchScript"):
         safe_pickle.load(tmp_path / "ts.pt")
+
+
+def test_model_yaml_needs_no_checkout(tmp_path, monkeypatch):
+    """The default YAML is always the package's; --cfg takes a path or one of the package's YAML names."""
+    from spikeyolo_ibra.interop.convert import model_yaml
+    from spikeyolo_ibra.plugin import PACKAGE
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spikeyolo.yaml").write_text("not: ours\n")  # a local file of that name does not replace the default
+    assert model_yaml("ilif") == PACKAGE / "cfg" / "spikeyolo.yaml"
+    assert model_yaml("ibra") == PACKAGE / "cfg" / "ibra-spikeyolo.yaml"
+    assert model_yaml("ilif", "ibra-spikeyolo.yaml") == PACKAGE / "cfg" / "ibra-spikeyolo.yaml"
+    assert model_yaml("ilif", "spikeyolo.yaml") == Path("spikeyolo.yaml")  # an existing path is taken as given
+    with pytest.raises(SpikeYOLOImportError, match="--neuron 'lif' is not known: use one of ilif, ibra."):
+        model_yaml("lif")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ultralytics.data import utils as data_utils
-from ultralytics.nn.tasks import yaml_model_load
+from ultralytics.nn import tasks
 from ultralytics.utils import ASSETS, ROOT, checks
 
 from spikeyolo_ibra.plugin import PACKAGE, packaged_yaml
@@ -83,7 +83,7 @@ def test_every_yaml_has_one_name_and_ultralytics_has_none_of_them():
 
 @pytest.mark.parametrize(("name", "scale"), [("ibra-spikeyolo-n.yaml", "n"), ("spikeyolo-s.yaml", "s")])
 def test_scale_suffix_by_bare_name(name: str, scale: str):
-    d = yaml_model_load(name)
+    d = tasks.yaml_model_load(name)  # looked up now: registered, whatever imported Ultralytics first
     assert d["scale"] == scale and d["neuron"] and d["yaml_file"] == name
 
 

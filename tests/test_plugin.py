@@ -121,6 +121,20 @@ print(json.dumps(seen))
     }
 
 
+def test_the_hook_registers_whichever_ultralytics_module_comes_first():
+    """The validator imports nn.tasks partway through Ultralytics' data modules; registering there must still work."""
+    code = """
+import ultralytics.engine.validator
+from ultralytics.data import utils
+from ultralytics.engine import model
+from ultralytics.nn import tasks
+print(tasks.parse_model.spikeyolo, model.yaml_model_load is tasks.yaml_model_load, utils.check_file.spikeyolo)
+"""
+    proc = python(code, PYTHONPATH=os.environ.get("PYTHONPATH", ""))  # make test-low: Ultralytics 8.4.0 first
+    assert proc.returncode == 0 and "not registered" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1].split() == ["True", "True", "True"]
+
+
 def test_a_broken_install_never_breaks_import_ultralytics(tmp_path):
     """The import hook turns any failure of registration into one warning; Ultralytics keeps working."""
     broken = tmp_path / "spikeyolo_ibra"

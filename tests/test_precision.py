@@ -94,3 +94,10 @@ def test_yolo_train_with_bf16_amp_runs_spiking_models_in_float32(tiny_shapes: Pa
     )  # fmt: skip
     assert model.trainer.amp is False and model.trainer.args.amp is False
     assert FLOAT32_NOTICE in caplog.text
+
+
+def test_the_trainer_calls_our_amp_check() -> None:
+    import spikeyolo_ibra  # noqa: F401  (registers)
+    from ultralytics.engine import trainer
+
+    assert getattr(trainer.check_amp, "spikeyolo", False)

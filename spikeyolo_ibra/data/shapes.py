@@ -7,6 +7,10 @@ is only placed if every earlier one keeps at least ``MIN_VISIBLE`` of its area v
 the object's *visible* pixel mask, the
 same mask that paints the image, so labels never claim pixels that are not drawn.
 
+Two levels (``LEVELS``) draw the same classes the same way and differ only in sizes, counts and clutter: ``full``, the
+benchmark, and ``demo``, larger objects, fewer per image and fewer distractors, sized for a detector trained in a few
+CPU minutes (``make demo``). Each level is its own data set with its own train and val split.
+
 Image ``k`` (1-based, unique over both splits) is drawn from ``numpy.random.default_rng([seed, k])``: same seed, same
 data, whatever the split sizes. The data is written in both YOLO and COCO layouts::
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +36,28 @@ import yaml
 from ..atomic import sibling_dir, swap_in
 
 SHAPES_NAMES: list[str] = ["circle", "square", "triangle", "star", "ellipse", "cross"]
-MIN_SIZE, MAX_SIZE = 0.25, 0.65  # longest object side, as a fraction of the image side
-MAX_OBJECTS = 3  # objects per image: 1 to MAX_OBJECTS
-# Sized for training at 64 pixels (the demo's size): the smallest object is then 16 pixels, two P3 cells.
-MIN_LINES, MAX_LINES = 1, 6  # thin line/curve distractors per background
+
+
+@dataclass(frozen=True)
+class Level:
+    """How hard a shapes set is: object sizes, objects per image and clutter (the drawing itself is shared)."""
+
+    min_size: float  # longest object side, as a fraction of the image side (log-uniform in [min_size, max_size])
+    max_size: float
+    max_objects: int  # objects per image: 1 to max_objects
+    min_lines: int  # thin line/curve distractors per background: min_lines to max_lines
+    max_lines: int
+
+
+LEVELS: dict[str, Level] = {
+    # The benchmark, sized for training at 64 pixels: the smallest object is then 16 pixels, two P3 cells.
+    "full": Level(min_size=0.25, max_size=0.65, max_objects=3, min_lines=1, max_lines=6),
+    "demo": Level(min_size=0.4, max_size=0.75, max_objects=2, min_lines=0, max_lines=2),
+}
+FULL = LEVELS["full"]
+MIN_SIZE, MAX_SIZE = FULL.min_size, FULL.max_size
+MAX_OBJECTS = FULL.max_objects
+MIN_LINES, MAX_LINES = FULL.min_lines, FULL.max_lines
 MIN_VISIBLE = 0.7  # fraction of an object's area that must stay visible under later objects
 MIN_CONTRAST = 90.0  # least L2 distance (0-255 BGR) between an object's colour and the mean background under it
 MARKER = "shapes.json"
@@ -66,17 +89,17 @@ def _outline(cls: int, rng: np.random.Generator) -> np.ndarray:
     )
 
 
-def _polygon(cls: int, imgsz: int, rng: np.random.Generator) -> np.ndarray:
+def _polygon(cls: int, imgsz: int, rng: np.random.Generator, level: Level = FULL) -> np.ndarray:
     """Return a randomly rotated, scaled and placed outline, fully inside the image, in pixel coordinates."""
     pts = _outline(cls, rng)
     a = rng.uniform(0, 2 * np.pi)
     pts = pts @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
-    size = imgsz * np.exp(rng.uniform(np.log(MIN_SIZE), np.log(MAX_SIZE)))  # log-uniform longest side
+    size = imgsz * np.exp(rng.uniform(np.log(level.min_size), np.log(level.max_size)))  # log-uniform longest side
     pts = (pts - pts.min(0)) * (size / np.ptp(pts, 0).max())
     return pts + rng.uniform(0, imgsz - 1 - pts.max(0))
 
 
-def _background(imgsz: int, rng: np.random.Generator) -> np.ndarray:
+def _background(imgsz: int, rng: np.random.Generator, level: Level = FULL) -> np.ndarray:
     """Return a float32 BGR clutter image: gradient, blotches and thin line/curve distractors."""
     c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
     a = rng.uniform(0, 2 * np.pi)
@@ -85,7 +108,7 @@ def _background(imgsz: int, rng: np.random.Generator) -> np.ndarray:
     ramp = (u * cos + u[:, None] * sin - min(0, cos) - min(0, sin)) / (abs(cos) + abs(sin))  # 0..1 along direction a
     img = c0 + (c1 - c0) * ramp[..., None]
     img += cv2.resize(rng.normal(0, 25, (5, 5, 3)).astype(np.float32), (imgsz, imgsz), interpolation=cv2.INTER_CUBIC)
-    for _ in range(rng.integers(MIN_LINES, MAX_LINES + 1)):
+    for _ in range(rng.integers(level.min_lines, level.max_lines + 1)):
         colour = rng.uniform(0, 255, 3).tolist()
         thickness = int(rng.integers(1, 3))
         pts = rng.uniform(-0.1, 1.1, (int(rng.integers(2, 6)), 2)) * imgsz
@@ -107,13 +130,16 @@ def _paint(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
     img[ys, xs] = colour * shade[:, None]
 
 
-def render(image_id: int, imgsz: int, seed: int) -> tuple[np.ndarray, list[tuple[int, list[int], int]]]:
+def render(
+    image_id: int, imgsz: int, seed: int, level: Level = FULL
+) -> tuple[np.ndarray, list[tuple[int, list[int], int]]]:
     """Draw one image.
 
     Args:
-        image_id: 1-based image number; with ``seed`` it fully determines the image.
+        image_id: 1-based image number; with ``seed`` and ``level`` it fully determines the image.
         imgsz: Image side in pixels.
         seed: Data set seed.
+        level: Object sizes, counts and clutter.
 
     Returns:
         The uint8 BGR image and its objects as ``(class, [x, y, w, h], visible_area)``, bottom to top, where the box is
@@ -121,13 +147,13 @@ def render(image_id: int, imgsz: int, seed: int) -> tuple[np.ndarray, list[tuple
 
     """
     rng = np.random.default_rng([seed, image_id])
-    img = _background(imgsz, rng)
+    img = _background(imgsz, rng, level)
     classes, visible, areas = [], [], []
-    for _ in range(rng.integers(1, MAX_OBJECTS + 1)):
+    for _ in range(rng.integers(1, level.max_objects + 1)):
         cls = int(rng.integers(len(SHAPES_NAMES)))
         for _ in range(_PLACE_TRIES):
             mask = np.zeros((imgsz, imgsz), np.uint8)
-            pts = np.round(_polygon(cls, imgsz, rng) * (1 << _SHIFT)).astype(np.int32)
+            pts = np.round(_polygon(cls, imgsz, rng, level) * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, _SHIFT)
             mask = mask.astype(bool)
             still = [v & ~mask for v in visible]
@@ -146,13 +172,13 @@ def render(image_id: int, imgsz: int, seed: int) -> tuple[np.ndarray, list[tuple
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 
-def _write_split(root: Path, split: str, ids: range, imgsz: int, seed: int) -> None:
+def _write_split(root: Path, split: str, ids: range, imgsz: int, seed: int, level: Level) -> None:
     """Write the images, YOLO labels and COCO JSON of one split."""
     (root / "images" / split).mkdir(parents=True)
     (root / "labels" / split).mkdir(parents=True)
     images, annotations = [], []
     for image_id in ids:
-        img, objects = render(image_id, imgsz, seed)
+        img, objects = render(image_id, imgsz, seed, level)
         name = f"{image_id:012d}"
         quality = int(np.random.default_rng([seed, image_id, 1]).integers(80, 96))
         cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -184,7 +210,9 @@ def _marker(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: int = 160, seed: int = 0) -> Path:
+def build_shapes(
+    root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: int = 160, seed: int = 0, level: str = "full"
+) -> Path:
     """Build the shapes data set at ``root`` unless it is already there with the same parameters.
 
     The data is built in a temporary folder beside ``root`` and renamed into place, so ``root`` is either absent or
@@ -196,6 +224,7 @@ def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: 
         n_val: Validation images, ids ``n_train + 1..n_train + n_val``.
         imgsz: Image side in pixels.
         seed: Seed of the whole data set.
+        level: A name in ``LEVELS``: ``full`` (the benchmark) or ``demo`` (easier, for a few CPU minutes).
 
     Returns:
         ``root`` as a Path.
@@ -203,8 +232,12 @@ def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: 
     """
     if min(n_train, n_val) < 1 or imgsz < 32:
         raise ValueError(f"need n_train, n_val >= 1 and imgsz >= 32, got {n_train=}, {n_val=}, {imgsz=}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     root = Path(root)
     params = {"format": FORMAT_VERSION, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+    if level != "full":  # a full set's marker stays what it was before levels existed: such builds stay valid
+        params.update(level=level, **asdict(LEVELS[level]))
     found = _marker(root)
     if found == params:
         return root
@@ -213,8 +246,8 @@ def build_shapes(root: str | Path, n_train: int = 600, n_val: int = 150, imgsz: 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = sibling_dir(root, "tmp")
     try:
-        _write_split(tmp, "train", range(1, n_train + 1), imgsz, seed)
-        _write_split(tmp, "val", range(n_train + 1, n_train + n_val + 1), imgsz, seed)
+        _write_split(tmp, "train", range(1, n_train + 1), imgsz, seed, LEVELS[level])
+        _write_split(tmp, "val", range(n_train + 1, n_train + n_val + 1), imgsz, seed, LEVELS[level])
         (tmp / MARKER).write_text(json.dumps(params))
         if _marker(root) == params:  # another process finished the same build meanwhile
             return root
@@ -247,8 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-val", type=int, default=150)
     p.add_argument("--imgsz", type=int, default=160)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", choices=LEVELS, default="full", help="full: the benchmark; demo: easier (make demo)")
     a = p.parse_args(argv)
-    print(build_shapes(a.root, a.n_train, a.n_val, a.imgsz, a.seed))
+    print(build_shapes(a.root, a.n_train, a.n_val, a.imgsz, a.seed, a.level))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """Stock ``yolo train`` / ``yolo val`` on event data sets: what changes for a data YAML with an ``events:`` mapping.
 
-Keyed on the data, never on the model: a data set without ``events:`` is built, augmented and scored exactly as
-before. For event data (samples as 2T-channel TIFFs, :mod:`.sample`):
+Keyed on the data (a YAML with ``events:``) for training and validation, on the model (one holding
+``EventEncoder``) for prediction: stock data sets and models are built, augmented and scored exactly as before. For
+event data (samples as 2T-channel TIFFs, :mod:`.sample`):
 
 - the dataset is :class:`~.dataset.EventDataset`: Ultralytics' ``YOLODataset`` with no HSV or colour
   augmentation, and every border that mosaic, the affine warp or letterboxing adds set to 0, "no event"; flips move
   frames and boxes together and the channel order (time, polarity) is never changed;
 - before training, the model's neuron ``T`` must equal ``events.timesteps`` (one sentence otherwise);
 - ``save_json=True`` validation prints pycocotools mAP on the converter's COCO file, whose image ids are the sample
-  file stems (recording name and label time), at the sensor's resolution.
+  file stems (recording name and label time), at the sensor's resolution;
+- ``predict`` with an event model letterboxes with 0 too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import torch
 from ultralytics.utils import LOGGER
 
 from ..atomic import replacing
@@ -110,6 +114,36 @@ def on_val_end(validator: Any) -> None:
     validator.metrics.coco = result
 
 
+def is_event_model(model: Any) -> bool:
+    """True for a model (or Ultralytics' AutoBackend around one) whose layer 0 reads event frames."""
+    from .blocks import EventEncoder
+
+    inner = getattr(model, "model", None)  # AutoBackend keeps a PyTorch model in its backend, reached as .model
+    return any(
+        isinstance(m, torch.nn.Module) and any(isinstance(x, EventEncoder) for x in m.modules()) for m in (model, inner)
+    )
+
+
+def on_predict_start(predictor: Any) -> None:
+    """``on_predict_start``: an event model's letterbox pads with 0 ("no event"), not 114; others are untouched.
+
+    The stock ``pre_transform`` runs on each sample with a validity plane appended; :class:`~.dataset.EventBorders`
+    then takes the padding's share off the events and drops the plane, as in training and validation.
+    """
+    if not is_event_model(predictor.model) or getattr(predictor.pre_transform, "spikeyolo_events", False):
+        return
+    from .dataset import VALID, EventBorders
+
+    stock, borders = predictor.pre_transform, EventBorders()
+
+    def pre_transform(im: list[np.ndarray]) -> list[np.ndarray]:
+        planes = [np.concatenate([x, np.full((*x.shape[:2], 1), VALID, x.dtype)], axis=2) for x in im]
+        return [borders({"img": x})["img"] for x in stock(planes)]
+
+    pre_transform.spikeyolo_events = True
+    predictor.pre_transform = pre_transform
+
+
 class _AfterImport:
     """A meta-path finder that runs ``action(module)`` right after each named module has loaded, then leaves.
 
@@ -161,7 +195,6 @@ def register() -> None:
     The ``EventEncoder`` block is registered by importing :mod:`.blocks`; the trainer and validator are wrapped now
     if loaded, else the moment they load.
     """
-    import torch
     from ultralytics.utils.callbacks.base import default_callbacks
 
     from .blocks import EventEncoder
@@ -175,5 +208,6 @@ def register() -> None:
             pending[name] = wrap
     if pending and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport(pending))
-    if on_val_end not in default_callbacks["on_val_end"]:
-        default_callbacks["on_val_end"].append(on_val_end)
+    for event, callback in (("on_val_end", on_val_end), ("on_predict_start", on_predict_start)):
+        if callback not in default_callbacks[event]:
+            default_callbacks[event].append(callback)

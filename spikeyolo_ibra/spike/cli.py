@@ -17,7 +17,12 @@ def parser() -> argparse.ArgumentParser:
     """The command-line arguments: the keyword arguments of :func:`~spikeyolo_ibra.spike.infer.spike_infer`."""
     p = argparse.ArgumentParser(prog="spike-infer", description=__doc__)
     p.add_argument("--weights", required=True, help="trained Ultralytics .pt checkpoint of a spiking model")
-    p.add_argument("--source", required=True, help="an image or video file, a folder or a glob")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="an image or video file, a folder or a glob; event samples (.tif from spikeyolo-events, a folder of "
+        "them) or a Prophesee .dat recording with --t-end",
+    )
     p.add_argument("--imgsz", type=int, default=640, help="letterbox size")
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:N or N (default: the first GPU if there is one, else cpu)"
@@ -39,6 +44,23 @@ def parser() -> argparse.ArgumentParser:
         metavar="CKPT|KEY=VALUE,...",
         help="also run another checkpoint, or these weights with neuron settings changed (e.g. scale=1), "
         "and show level use and energy side by side",
+    )
+    p.add_argument(
+        "--t-end",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="T_US",
+        help="with a .dat: the end of each window to run, microseconds from the start of the recording",
+    )
+    p.add_argument(
+        "--window-ms",
+        type=float,
+        default=None,
+        help="with a .dat: the window length, cut into the model's T bins (use the training data's events.window_ms)",
+    )
+    p.add_argument(
+        "--sensor", default=None, metavar="WxH", help="with a .dat whose header gives no size: the sensor, e.g. 304x240"
     )
     p.add_argument("--stream", action="store_true", help="write all frames of --source as one annotated video")
     p.add_argument("--fps", type=float, default=10.0, help="frames per second of the --stream video")

@@ -43,4 +43,5 @@ class SettingError(SpikeInferError, ValueError):
 
     def in_flags(self) -> SpikeInferError:
         """The same error in the words of the command line (``--name value``)."""
-        return SpikeInferError(self._say(lambda v: f"--{self.name}" if v is None else f"--{self.name} {v}"))
+        flag = "--" + self.name.replace("_", "-")  # window_ms -> --window-ms, as argparse spells it
+        return SpikeInferError(self._say(lambda v: flag if v is None else f"{flag} {v}"))

@@ -27,13 +27,18 @@ def spike_infer(
     out: str | Path = "runs/spike",
     stream: bool = False,
     fps: float = 10.0,
+    t_end: int | list[int] | None = None,
+    window_ms: float | None = None,
+    sensor: str | None = None,
     **settings: Any,
 ) -> dict:
     """Run ``weights`` spike-driven over ``source``, write the report into ``out`` and return it.
 
     ``settings`` are those of :class:`~.inference.Settings` (``imgsz``, ``device``, ``dtype``, ``verify``,
-    ``compare``, ...). ``stream`` makes every frame of ``source`` one video at ``fps``. ``out`` must be new, empty
-    or an earlier report. Raises SpikeInferError (one sentence) for bad input; ``out`` is then left as it was.
+    ``compare``, ...). ``stream`` makes every frame of ``source`` one video at ``fps``. A Prophesee ``.dat``
+    recording needs ``t_end`` (one window end or several, microseconds) and ``window_ms``; its events are binned into
+    the model's T bins (``sensor`` "WxH" if its header gives no size). ``out`` must be new, empty or an earlier
+    report. Raises SpikeInferError (one sentence) for bad input; ``out`` is then left as it was.
 
     Example:
         >>> report = spike_infer("best.pt", "images/", imgsz=320, verify=True, compare="scale=1")
@@ -41,7 +46,7 @@ def spike_infer(
 
     """
     config = Settings(**settings)
-    src = open_source(source, config.imgsz, stream, fps)
+    src = open_source(source, config.imgsz, stream, fps, t_end=t_end, window_ms=window_ms, sensor=sensor)
     out = Path(out)
     if out.exists() and not (out / "report.json").is_file() and (not out.is_dir() or any(out.iterdir())):
         raise SettingError(

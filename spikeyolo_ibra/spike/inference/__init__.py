@@ -3,11 +3,13 @@
 - :mod:`.checkpoint`: the trained model, read once.
 - :mod:`.compare`: what ``compare`` names (another checkpoint, or neuron overrides on the same weights).
 - :mod:`.sources`: images, videos, streams as :class:`Frame` s; new kinds join :data:`SOURCE_KINDS`.
+- :mod:`.events`: event-camera samples and ``.dat`` recordings, a kind of source.
 - :mod:`.run`: :class:`Settings`, :class:`Inference` and the :class:`FrameResult` s it yields.
 """
 
 from .checkpoint import load_spiking_checkpoint
 from .compare import Compared, compared_model, parse_compare
+from .events import EventRecording, EventSamples, colour, event_input, open_events
 from .run import DTYPES, FrameResult, Inference, RunSummary, Settings
 from .sources import SOURCE_KINDS, STRIDE, Clip, Frame, ImagesAndVideos, Source, Stream, letterboxed, open_source
 
@@ -17,6 +19,8 @@ __all__ = (
     "STRIDE",
     "Clip",
     "Compared",
+    "EventRecording",
+    "EventSamples",
     "Frame",
     "FrameResult",
     "ImagesAndVideos",
@@ -25,9 +29,12 @@ __all__ = (
     "Settings",
     "Source",
     "Stream",
+    "colour",
     "compared_model",
+    "event_input",
     "letterboxed",
     "load_spiking_checkpoint",
+    "open_events",
     "open_source",
     "parse_compare",
 )

@@ -28,7 +28,8 @@ from ultralytics.utils.ops import scale_boxes
 
 from ...device import no_tf32, resolve_device
 from ...energy import COSTS, DEFAULT_MEMORY, MEMORY, CostTable, MemoryTable, footprint_bytes
-from ..errors import SettingError
+from ...events.blocks import EventEncoder
+from ..errors import SettingError, SpikeInferError
 from ..measure import Monitor, neurobench, price, traffic
 from ..runtime import ACCUMULATE, Equivalence, detect, run_pair, to_spike_driven
 from .checkpoint import load_spiking_checkpoint
@@ -126,6 +127,13 @@ def _footprint(model: nn.Module) -> int:
     return footprint_bytes(copy.deepcopy(model).float())
 
 
+def _input_channels(model: nn.Module, timesteps: int) -> int:
+    """Channels of the network input: 2T for an event model (OFF, ON per bin), else those of the first conv."""
+    if any(isinstance(m, EventEncoder) for m in model.modules()):
+        return 2 * timesteps
+    return next(m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
 def _neuron(model: nn.Module) -> dict:
     return next(m.neuron.config for m in model.modules() if hasattr(m, "neuron")).to_mapping()
 
@@ -156,6 +164,8 @@ class Inference:
             compared.model = to_spike_driven(compared.model.to(s.torch_dtype), s.accumulate, accumulator)
         names = getattr(self.integer, "names", None)
         self.names = names if isinstance(names, dict) else {i: str(i) for i in range(self.integer.nc)}
+        self.timesteps = _neuron(self.integer)["T"]
+        self.channels = _input_channels(self.integer, self.timesteps)
         self._monitors: tuple[Monitor, Monitor | None] | None = None
         self._equivalence: Equivalence | None = None
         self._frames = 0
@@ -177,6 +187,9 @@ class Inference:
     def run(self, source: Source) -> Iterator[FrameResult]:
         """Every frame of ``source`` through the networks once (with Ultralytics' progress bar), as it comes."""
         s = self.settings
+        bind = getattr(source, "bind", None)
+        if bind is not None:  # a source that depends on the model: an event recording is cut into its T bins
+            bind(self.timesteps)
         self._equivalence = Equivalence(s.dtype) if s.verify else None
         self._frames = 0
         monitor = Monitor(self.spike, maps=True)
@@ -196,7 +209,26 @@ class Inference:
             if other is not None:
                 other.close()
 
+    def _check_input(self, frame: Frame) -> None:
+        """SpikeInferError (one sentence) unless the frame gives the channels the model reads."""
+        c = frame.x.shape[1]
+        if c == self.channels:
+            return
+        if any(isinstance(m, EventEncoder) for m in self.integer.modules()):
+            given = f"an event sample of {c // 2} time bins" if frame.events is not None else f"{c}-channel input"
+            raise SpikeInferError(
+                f"{frame.path} is {given} but {Path(self.weights).name} reads event samples of T = {self.timesteps} "
+                f"bins ({self.channels} channels): convert the events with --timesteps {self.timesteps}, or pass a "
+                f"checkpoint trained with T = {c // 2}."
+            )
+        given = "an event sample" if frame.events is not None else f"{c}-channel input"
+        raise SpikeInferError(
+            f"{frame.path} is {given} but {Path(self.weights).name} reads {self.channels}-channel images: pass "
+            "images, or the checkpoint of an event model (cfg/ibra-spikeyolo-events.yaml)."
+        )
+
     def _frame(self, frame: Frame, monitor: Monitor, other: Monitor | None) -> FrameResult:
+        self._check_input(frame)
         s, x = self.settings, frame.x
         if self._equivalence is not None:
             _, det = run_pair(self.integer, self.spike, x, self._equivalence, s.conf, s.iou)

@@ -6,9 +6,11 @@ A :class:`Source` yields :class:`Frame` s. Two kinds are built in:
   and letterboxed; a video's frames belong to a :class:`Clip` (one annotated video per input video).
 - :class:`Stream`: any source's frames, numbered 1..n, as one clip at a chosen frame rate (a folder of frames).
 
-Another kind (e.g. files of event-camera samples) is a class with ``frames``, ``files`` and :meth:`Source.read`,
-and an opener in :data:`SOURCE_KINDS` that recognises its paths; :func:`open_source` asks each opener in turn, and
-the inference loop reads every kind the same way.
+Another kind is a class with ``frames``, ``files`` and :meth:`Source.read`, and an opener in :data:`SOURCE_KINDS`
+that recognises its paths; :func:`open_source` asks each opener in turn, and the inference loop reads every kind the
+same way. Event-camera samples and recordings (:mod:`.events`) are such a kind. A kind that takes options (a
+recording's window) has ``configure(**options)``, which :func:`open_source` calls with them; one that depends on the
+model (a recording binned into the model's T bins) has ``bind(timesteps)``, which the run calls.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Frame:
     image: np.ndarray  # BGR HWC uint8, the picture detections are drawn on and mapped back to
     x: torch.Tensor  # (1, C, H, W): the network input, letterboxed to the run's size
     clip: Clip | None = None
+    events: np.ndarray | None = None  # an event sample's (T, 2, H, W) counts, bin 0 the earliest (image = a picture)
 
 
 class Source(Protocol):
@@ -143,6 +146,12 @@ class Stream:
         self.source, self.files, self.frames = source, source.files, source.frames
         self.clip = Clip(name, source.frames, fps)
 
+    def bind(self, timesteps: int) -> None:
+        """Tell the wrapped source the model's T, if it needs it."""
+        bind = getattr(self.source, "bind", None)
+        if bind is not None:
+            bind(timesteps)
+
     def read(self, dtype: torch.dtype, device: torch.device) -> Iterator[Frame]:
         """The wrapped source's frames, each in the one clip."""
         for n, frame in enumerate(self.source.read(dtype, device), 1):
@@ -155,10 +164,21 @@ class Stream:
 SOURCE_KINDS: list[Callable[[str, int], Source | None]] = [ImagesAndVideos]
 
 
-def open_source(source: str | Path, imgsz: int, stream: bool = False, fps: float = 10.0) -> Source:
-    """The :class:`Source` that ``source`` names (``stream``: all its frames as one clip at ``fps``)."""
+def open_source(source: str | Path, imgsz: int, stream: bool = False, fps: float = 10.0, **options: object) -> Source:
+    """The :class:`Source` that ``source`` names (``stream``: all its frames as one clip at ``fps``).
+
+    ``options`` (those not None) go to the kind's ``configure``, e.g. an event recording's ``t_end`` and
+    ``window_ms``; SettingError if the kind takes none.
+    """
     text = str(source).strip()
     if not text:
         raise SettingError("source", None, " is empty: pass an image or video file, a folder or a glob.")
     opened = next(s for opener in SOURCE_KINDS if (s := opener(text, imgsz)) is not None)
+    given = {k: v for k, v in options.items() if v is not None}
+    configure = getattr(opened, "configure", None)
+    if configure is not None:
+        configure(**given)
+    elif given:
+        name = next(iter(given))
+        raise SettingError(name, None, f" applies to an event recording (.dat) only: leave it out for {text}.")
     return Stream(opened, str(source), fps) if stream else opened

@@ -10,6 +10,7 @@ from torch import nn
 
 from ...blocks import SpikeDownsample
 from ...energy import DEFAULT_MEMORY, MEMORY, CostTable, LayerTraffic, MemoryTable, totals_from_counts
+from ...events.blocks import EventEncoder
 from ..runtime import SpikeDrivenSynapse, synapse_conv
 from .maps import SopMaps, to_image
 from .pricing import neurobench
@@ -20,6 +21,10 @@ __all__ = ("Monitor",)
 
 class Monitor:
     """Running statistics of every spike-fed layer and MACs of the encoding layer, while attached.
+
+    The encoding layer is the image model's first ``SpikeDownsample`` (one real-valued image, repeated over T) or an
+    event model's ``EventEncoder`` (T real-valued bins folded into its batch, each through the conv: T times the
+    MACs of one bin).
 
     ``sample`` holds the codes (C, H, W) of the first image at the first spike-fed layer, for the bit-plane figure.
     With ``maps=True``, ``maps`` (:class:`~.maps.SopMaps`) holds where each image's SOPs went in the last forward pass.
@@ -41,10 +46,13 @@ class Monitor:
         if self.maps is not None:
             self._hooks.append(model.register_forward_pre_hook(lambda _m, args: self.maps.start(args[0])))
         for name, m in model.named_modules():
-            if isinstance(m, SpikeDownsample) and m.first:
+            if (isinstance(m, SpikeDownsample) and m.first) or isinstance(m, EventEncoder):
                 stats = EncoderStats(name)
                 conv = synapse_conv(m.conv)
-                self._hooks.append(m.conv.register_forward_hook(lambda _m, a, y, s=stats, c=conv: s.update(c, a[0], y)))
+                bins = m.T if isinstance(m, EventEncoder) else 1  # event bins are folded into its batch, time outermost
+                self._hooks.append(
+                    m.conv.register_forward_hook(lambda _m, a, y, s=stats, c=conv, t=bins: s.update(c, a[0], y, t))
+                )
                 self.layers.append(stats)
             elif isinstance(m, SpikeDrivenSynapse):
                 m.stats = LayerStats(name, m.neuron.config, maps=self.maps)
@@ -64,7 +72,7 @@ class Monitor:
 
     def macs_per_image(self) -> tuple[int, int]:
         """(MACs of the encoding layer, MACs of the ANN twin) per image, known after the first forward pass."""
-        encoder = sum(s.macs_per_step for s in self.layers if isinstance(s, EncoderStats))
+        encoder = sum(s.macs_per_image for s in self.layers if isinstance(s, EncoderStats))
         return encoder, sum(s.macs_per_step for s in self.layers)
 
     def image_figures(

@@ -43,24 +43,43 @@ def _geometry(
 
 @dataclass
 class EncoderStats:
-    """MACs of the real-valued image-encoding conv (the one layer charged as MACs in the SNN)."""
+    """MACs of the real-valued encoding conv (the one layer charged as MACs in the SNN).
+
+    An image model's encoder runs once per image (its output is repeated over T); an event model's runs once per
+    time bin, the T bins folded into its batch time outermost (x[t * B + b]): per image it computes T bins,
+
+        MACs = T * C_in C_out k^2 H_out W_out / groups,      effective MACs = sum over its T bins,
+
+    and reads and writes T bins (``inputs``, ``outputs`` and ``dense_ops`` of its traffic cover all of them).
+    """
 
     name: str
-    macs_per_step: int = 0
+    macs_per_step: int = 0  # one application of the conv (one image, or one bin)
+    bins: int = 1  # applications per image: 1, or T for an event model
     macs: int = 0
     images: int = 0
     effective_ops: float = 0.0  # NeuroBench's effective MACs, summed over images
     last_effective_ops: list[float] = field(default_factory=list)  # per image of the last batch
     geometry: LayerTraffic | None = None
 
-    def update(self, conv: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Count one batch: input images x (B, C_in, H, W), outputs y (B, C_out, H', W'), once per image."""
-        per_image = conv_macs(conv, (y.shape[-2], y.shape[-1]))
-        self.macs_per_step = per_image
-        self.macs += per_image * y.shape[0]
-        self.images += y.shape[0]
-        self.geometry = _geometry(self.geometry, self.name, "encoder", conv, x.shape[-2:], y.shape[-2:], 1, 1)
-        self.last_effective_ops = [effective_synops(x[i : i + 1], conv) for i in range(x.shape[0])]
+    @property
+    def macs_per_image(self) -> int:
+        """MACs of one image: ``macs_per_step`` times its bins."""
+        return self.macs_per_step * self.bins
+
+    def update(self, conv: nn.Conv2d, x: torch.Tensor, y: torch.Tensor, bins: int = 1) -> None:
+        """Count one batch: inputs x (bins * B, C_in, H, W), outputs y (bins * B, C_out, H', W'), time outermost."""
+        per_step = conv_macs(conv, (y.shape[-2], y.shape[-1]))
+        b = y.shape[0] // bins
+        self.macs_per_step, self.bins = per_step, bins
+        self.macs += per_step * y.shape[0]
+        self.images += b
+        if self.geometry is None or self.geometry.inputs != conv.in_channels * x.shape[-2] * x.shape[-1] * bins:
+            one = LayerTraffic.of_conv(self.name, "encoder", conv, tuple(x.shape[-2:]), tuple(y.shape[-2:]))
+            scaled = {k: getattr(one, k) * bins for k in ("inputs", "outputs", "dense_ops")}
+            self.geometry = dataclasses.replace(one, **scaled, timesteps=bins)
+        per_bin = [effective_synops(x[i : i + 1], conv) for i in range(x.shape[0])]
+        self.last_effective_ops = [sum(per_bin[t * b + i] for t in range(bins)) for i in range(b)]
         self.effective_ops += sum(self.last_effective_ops)
 
     def traffic(self, effective_ops: float) -> LayerTraffic:
@@ -77,6 +96,7 @@ class EncoderStats:
             "kind": "encoder",
             "macs": self.macs / n,
             "macs_per_step": self.macs_per_step,
+            "bins": self.bins,
         }
 
 

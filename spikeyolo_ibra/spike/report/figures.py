@@ -10,11 +10,20 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from ...neuron import NeuronConfig
+from ..inference.events import colour
 from ..measure import network, summary
 from ..runtime import encode
 from . import units
 
-__all__ = ("neuron_short", "plot_bitplanes", "plot_energy", "plot_heatmap", "plot_layers", "plot_levels")
+__all__ = (
+    "neuron_short",
+    "plot_bitplanes",
+    "plot_energy",
+    "plot_event_bins",
+    "plot_heatmap",
+    "plot_layers",
+    "plot_levels",
+)
 
 SNN_COLOUR, ANN_COLOUR, COMPARE_COLOUR = "tab:orange", "tab:blue", "tab:green"
 
@@ -81,6 +90,28 @@ def plot_heatmap(annotated_rgb: np.ndarray, image_rgb: np.ndarray, sops: np.ndar
     for ax in (a, b):
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def plot_event_bins(frames: np.ndarray, title: str, path: Path) -> None:
+    """An event sample (T, 2, H, W) as one small picture per time bin, bin 0 (the earliest) first.
+
+    ON events red, OFF blue, on black, one brightness scale for all bins (the 99th percentile of the non-zero
+    per-bin counts is full brightness), so a bin with fewer events looks darker.
+    """
+    t, _, h, w = frames.shape
+    counts = frames.astype(np.float64)
+    nonzero = counts[counts > 0]
+    full = float(np.percentile(nonzero, 99)) if nonzero.size else 1.0
+    fig = Figure(figsize=(min(2.2 * t, 12), min(2.2, 12 / t) * h / w + 0.7), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, t))
+    for k, ax in enumerate(axes):
+        ax.imshow(colour(frames[k], full)[..., ::-1], interpolation="nearest")
+        on, off = int(frames[k, 1].sum()), int(frames[k, 0].sum())
+        when = " (earliest)" if k == 0 and t > 1 else " (latest)" if k == t - 1 and t > 1 else ""
+        ax.set_title(f"bin {k}{when}\n{units.count(on, 'ON')}, {units.count(off, 'OFF')}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
     _save(fig, path)
 
 

@@ -194,8 +194,9 @@ def _gallery(report: dict, detections: list[dict], folder: Path) -> str:
     cards = []
     for r in stills[:GALLERY_MAX]:
         name = Path(r["image"]).name
+        bins = _img(folder, r["bins"], f"time bins of the event sample {name}") if r.get("bins") else ""
         cards.append(
-            f"<figure class=card>{_img(folder, r['heatmap'], f'detections and spike map of {name}')}"
+            f"<figure class=card>{bins}{_img(folder, r['heatmap'], f'detections and spike map of {name}')}"
             f"<figcaption><b>{html.escape(name)}</b>: {_labels(by_image.get(r['image']))}"
             f"{_figures_table(r)}</figcaption></figure>"
         )

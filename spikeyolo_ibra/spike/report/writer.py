@@ -13,7 +13,7 @@ from ...neuron import NeuronConfig
 from ..inference import FrameResult, RunSummary
 from ..measure import network, summary
 from . import units
-from .figures import neuron_short, plot_bitplanes, plot_energy, plot_heatmap, plot_layers, plot_levels
+from .figures import neuron_short, plot_bitplanes, plot_energy, plot_event_bins, plot_heatmap, plot_layers, plot_levels
 from .page import render
 from .video import VideoSet
 
@@ -27,7 +27,8 @@ DEFINITIONS = {
     "level_utilisation": "distinct codes seen / (Q + 1) possible codes",
     "sops": "synaptic operations per image counted on the binary planes that reached the conv (spike x fan-out)",
     "sops_from_codes": "the same count derived from the integer codes: spike-count map through an all-ones conv",
-    "macs": "C_in * C_out * k^2 * H_out * W_out / groups per image; times T for spike-fed layers, once for the encoder",
+    "macs": "C_in * C_out * k^2 * H_out * W_out / groups per image; times T for spike-fed layers, once for an image "
+    "encoder (its output is repeated), times T for an event encoder (one conv per time bin: bins)",
     "macs_per_step": "MACs of one logical step: the ANN twin's count",
     "snn_mJ": "E_MAC * MACs(encoder, real-valued input) + E_AC * SOPs(spike-fed layers), per image",
     "ann_mJ": "E_MAC * all MACs of the same architecture at one timestep (ReLU twin), per image",
@@ -127,8 +128,9 @@ def write_levels(path: Path, runs: dict[str, dict[str, list[int]]]) -> None:
 class ReportWriter:
     """The report of one run in ``folder``: :meth:`add` each frame's result, then :meth:`finish` with the summary.
 
-    A still image gives ``<stem>.jpg`` (its detections) and ``<stem>-spikes.jpg`` (beside its SOP map); a frame of
-    a clip goes into the clip's annotated video. :meth:`close` finishes open videos (also after an error).
+    A still image gives ``<stem>.jpg`` (its detections) and ``<stem>-spikes.jpg`` (beside its SOP map), an event
+    sample also ``<stem>-bins.png`` (its time bins); a frame of a clip goes into the clip's annotated video.
+    :meth:`close` finishes open videos (also after an error).
     """
 
     def __init__(self, folder: Path) -> None:
@@ -171,7 +173,12 @@ class ReportWriter:
             f"{units.energy(f['snn_mJ'])}; ANN twin {units.count(f['ann_macs'], 'MACs')}, {units.energy(f['ann_mJ'])}"
         )
         plot_heatmap(r.result.plot()[..., ::-1], r.frame.image[..., ::-1], r.sop_map, title, heatmap)
-        return {"annotated": annotated.name, "heatmap": heatmap.name}
+        saved = {"annotated": annotated.name, "heatmap": heatmap.name}
+        if r.frame.events is not None:  # an event sample: its time bins, ON red / OFF blue
+            bins = self.folder / f"{stem}-bins.png"
+            plot_event_bins(r.frame.events, f"{name}: {r.frame.events.shape[0]} time bins, ON red, OFF blue", bins)
+            saved["bins"] = bins.name
+        return saved
 
     def finish(self, run: dict, s: RunSummary) -> dict:
         """Write report.json, detections.json, levels.json, the figures and report.html; return the report.
