@@ -97,7 +97,8 @@ def test_yolo_train_with_bf16_amp_runs_spiking_models_in_float32(tiny_shapes: Pa
 
 
 def test_the_trainer_calls_our_amp_check() -> None:
-    import spikeyolo_ibra  # noqa: F401  (registers)
     from ultralytics.engine import trainer
+
+    import spikeyolo_ibra  # noqa: F401  (registers)
 
     assert getattr(trainer.check_amp, "spikeyolo", False)
