@@ -73,7 +73,7 @@ DISTRIBUTION = "spikeyolo-ibra"
 PACKAGE = Path(__file__).resolve().parent
 YAML_SUFFIXES = (".yaml", ".yml")
 CPU_THREADS_ENV = "SPIKEYOLO_CPU_THREADS"
-_SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmx])$")
+_SCALED_NAME = re.compile(r"^(?P<stem>.+)-(?P<scale>[nslmxt])$")
 #: Modules ONNX export needs: always, and for ``simplify=True`` (Ultralytics' default).
 EXPORT_MODULES = {"onnx": "always", "onnxruntime": "simplify", "onnxslim": "simplify"}
 

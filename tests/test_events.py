@@ -114,6 +114,11 @@ def test_write_read_round_trip(tmp_path: Path, header: bool):
     assert (word & 0x3FFF, (word >> 14) & 0x3FFF, word >> 28) == (ev["x"][0], ev["y"][0], ev["p"][0])
 
 
+def test_a_recording_of_several_decode_chunks_round_trips(tmp_path: Path):
+    ev = random_events(200_003, 10_000_000, height=240, width=304)  # 65536 records per chunk: 4 chunks, one partial
+    np.testing.assert_array_equal(read_dat(write_dat(tmp_path / "long_td.dat", ev, 240, 304)), ev)
+
+
 def test_an_empty_recording_round_trips(tmp_path: Path):
     path = write_dat(tmp_path / "empty_td.dat", make_events([], [], [], []), H, W)
     assert read_dat(path).size == 0

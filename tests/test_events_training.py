@@ -47,7 +47,7 @@ def test_the_encoder_refuses_channels_of_another_t():
 
 def test_the_event_model_builds_and_averages_over_the_bins():
     torch.manual_seed(0)
-    model = DetectionModel(str(CFG / "ibra-spikeyolo-events.yaml"), ch=4, nc=4, verbose=False).eval()
+    model = DetectionModel(str(CFG / "ibra-spikeyolo-events-t.yaml"), ch=4, nc=4, verbose=False).eval()  # tiny scale
     assert model.yaml["neuron"]["T"] == 2 and type(model.model[0]).__name__ == "EventEncoder"
     out = model(torch.rand(2, 4, 64, 64))
     assert out[0].shape[0] == 2  # the head's mean over T gives one prediction set per sample
@@ -170,8 +170,8 @@ def test_predict_with_an_event_model_pads_with_zero(tmp_path: Path):
 
     frames = np.full((2, 2, 40, 56), 5, np.uint8)  # not a multiple of the stride: the letterbox must pad
     sample = save_sample(tmp_path / "rec_1000.tif", frames)
-    model = YOLO(str(CFG / "ibra-spikeyolo-events.yaml"))
-    model.model = DetectionModel(str(CFG / "ibra-spikeyolo-events.yaml"), ch=4, nc=4, verbose=False)
+    model = YOLO(str(CFG / "ibra-spikeyolo-events-t.yaml"))
+    model.model = DetectionModel(str(CFG / "ibra-spikeyolo-events-t.yaml"), ch=4, nc=4, verbose=False)
     model.predict(str(sample), imgsz=64, device="cpu", verbose=False)  # sets up Ultralytics' predictor
     padded = model.predictor.pre_transform([np.full((40, 56, 4), 5, np.uint8)])[0]
     assert padded.shape[2] == 4 and padded.shape[:2] != (40, 56)

@@ -44,9 +44,9 @@ COMMON = ["imgsz=64", "batch=8", "device=cpu", "workers=0", "plots=False", "exis
 
 @pytest.fixture(scope="module")
 def trained(yolo_bin: str, tiny_events: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One epoch of IBRA-SpikeYOLO-events through ``yolo train`` on half of the tiny set's training samples."""
+    """One epoch of IBRA-SpikeYOLO-events, tiny scale, through ``yolo train`` on half of the tiny set's samples."""
     runs = tmp_path_factory.mktemp("runs")
-    model, data = f"model={CFG / 'ibra-spikeyolo-events.yaml'}", f"data={tiny_events}"
+    model, data = f"model={CFG / 'ibra-spikeyolo-events-t.yaml'}", f"data={tiny_events}"  # the tiny scale
     text = yolo(
         yolo_bin, "train", model, data, "epochs=1", "fraction=0.5", "name=train", f"project={runs}", *COMMON, cwd=runs
     )

@@ -105,6 +105,21 @@ def test_a_folder_of_samples_and_several_windows_run_in_order(event_checkpoint, 
     assert got == expected and got[0] != got[1]
 
 
+def test_a_folder_of_samples_passes_over_caches_and_refuses_pictures(recording, tmp_path):
+    import shutil
+
+    from spikeyolo_ibra.spike import SpikeInferError
+
+    folder = tmp_path / "val"
+    shutil.copytree(recording[1], folder)
+    for f in folder.glob("*.tif"):
+        np.save(f.with_suffix(".npy"), np.zeros(1))  # what cache=disk leaves beside each sample
+    assert len(open_source(folder, 64).files) == len(ENDS)
+    cv2.imwrite(str(folder / "photo.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SpikeInferError, match=r"holds event samples and pictures or videos \(photo\.jpg\)"):
+        open_source(folder, 64)
+
+
 def test_the_input_is_the_sample_in_time_order_padded_with_zeros():
     from ultralytics.data.augment import LetterBox
 
@@ -182,6 +197,13 @@ def test_bad_event_input_is_one_sentence_and_writes_nothing(
     assert "is an event sample of 3 time bins" in wrong_t and "--timesteps 2" in wrong_t
     image_model = _bad(tmp_path, capsys, "--weights", str(tiny_checkpoint), "--source", str(sample))
     assert "is an event sample but" in image_model and "reads 3-channel images" in image_model
+
+    data = tmp_path / "wide.yaml"  # the checkpoint says it was trained on a 304 x 240 sensor
+    data.write_text(yaml.safe_dump({"channels": 4, "events": {"timesteps": 2, "height": 240, "width": 304}}))
+    wide = tmp_path / "wide.pt"
+    torch.save({**torch.load(event_checkpoint, weights_only=False), "train_args": {"data": str(data)}}, wide)
+    wrong_size = _bad(tmp_path, capsys, "--weights", str(wide), "--source", str(sample))
+    assert "is a 64 x 64 event sample but wide.pt was trained on a 304 x 240 sensor (wide.yaml)" in wrong_size
 
     mixed = tmp_path / "mixed.tif"  # pages of two sizes: not a sample
     assert cv2.imwritemulti(str(mixed), [np.zeros((64, 64), np.uint8), np.zeros((32, 32), np.uint8)])

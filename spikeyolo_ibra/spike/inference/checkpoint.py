@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 from ultralytics.nn.tasks import load_checkpoint
 
 from ...neuron import IBLIF
+from ...plugin import packaged_yaml
 from ..errors import SpikeInferError
 
-__all__ = ("load_spiking_checkpoint",)
+__all__ = ("load_spiking_checkpoint", "trained_sensor")
 
 
 def load_spiking_checkpoint(weights: str | Path, device: torch.device) -> nn.Module:
@@ -38,3 +40,21 @@ def load_spiking_checkpoint(weights: str | Path, device: torch.device) -> nn.Mod
             "pass a checkpoint trained from cfg/ibra-spikeyolo.yaml or cfg/spikeyolo.yaml."
         )
     return model.eval()
+
+
+def trained_sensor(model: nn.Module) -> tuple[tuple[int, int], str] | None:
+    """((height, width), data YAML name) of the event sensor ``model`` was trained on, if its data YAML says so.
+
+    Read from the ``events:`` mapping of the data YAML the checkpoint's training arguments name (a file, or a
+    YAML of this package such as ``shapes-events.yaml``); None where the checkpoint names none or it cannot be read.
+    """
+    data = (getattr(model, "args", None) or {}).get("data")
+    if not isinstance(data, str) or not data:
+        return None
+    path = Path(data) if Path(data).is_file() else packaged_yaml(data)
+    try:
+        events = yaml.safe_load(Path(path).read_text()).get("events") if path else None
+        size = (int(events["height"]), int(events["width"]))
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return size, Path(path).name

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 from ultralytics.data.augment import LetterBox
+from ultralytics.data.utils import IMG_FORMATS, VID_FORMATS
 
 from ...events import load_sample, read_dat, to_frames
 from ...events.dat import read_dat_header
@@ -69,8 +70,20 @@ def _frame(path: str, index: int | None, frames: np.ndarray, letterbox: LetterBo
     return Frame(path, index, colour(frames), event_input(frames, letterbox, dtype, device), events=frames)
 
 
+def _pages(path: str) -> int:
+    """Pages of an image file as OpenCV counts them (0 if it cannot tell)."""
+    try:
+        return cv2.imcount(path)
+    except cv2.error:
+        return 0
+
+
 def _sample_files(text: str) -> list[str] | None:
-    """The sample files ``text`` names (a .tif, a folder or a glob of them), or None if it names none."""
+    """The sample files ``text`` names (a .tif, a folder or a glob of them), or None if it names none.
+
+    Samples are TIFFs of two or more pages (a TIFF picture has one). Other files beside them (``cache=disk``'s
+    ``.npy``, label caches) are passed over; pictures or videos beside them are refused, one kind per run.
+    """
     path = Path(text)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.is_file())
@@ -79,9 +92,13 @@ def _sample_files(text: str) -> list[str] | None:
     else:
         files = [text] if path.is_file() else []
     samples = [f for f in files if Path(f).suffix.lower() in SAMPLE_SUFFIXES]
-    # a folder of event samples, or one sample: TIFFs of two or more pages (a plain TIFF picture has one)
-    if not samples or (path.is_dir() and len(samples) != len(files)) or cv2.imcount(samples[0]) < 2:
+    if not samples or _pages(samples[0]) < 2:
         return None
+    media = [f for f in files if f not in samples and Path(f).suffix[1:].lower() in IMG_FORMATS | VID_FORMATS]
+    if media:
+        raise SpikeInferError(
+            f"{text} holds event samples and pictures or videos ({Path(media[0]).name}): pass each kind on its own."
+        )
     return samples
 
 

@@ -32,7 +32,7 @@ from ...events.blocks import EventEncoder
 from ..errors import SettingError, SpikeInferError
 from ..measure import Monitor, neurobench, price, traffic
 from ..runtime import ACCUMULATE, Equivalence, detect, run_pair, to_spike_driven
-from .checkpoint import load_spiking_checkpoint
+from .checkpoint import load_spiking_checkpoint, trained_sensor
 from .compare import compared_model
 from .sources import STRIDE, Frame, Source
 
@@ -155,6 +155,7 @@ class Inference:
         self.device = s.torch_device
         self.weights = str(weights)
         model = load_spiking_checkpoint(weights, self.device)
+        self.sensor = trained_sensor(model)  # ((H, W), data YAML) of an event model's training data, if known
         compared = compared_model(s.compare, model, weights, self.device) if s.compare else None
         accumulator = torch.float64 if s.exact else None
         self.integer = model.fuse(verbose=False).to(s.torch_dtype)  # fused in place: the model read is not kept
@@ -210,9 +211,19 @@ class Inference:
                 other.close()
 
     def _check_input(self, frame: Frame) -> None:
-        """SpikeInferError (one sentence) unless the frame gives the channels the model reads."""
+        """SpikeInferError (one sentence) unless the frame fits the model: its channels (an event model's T bins).
+
+        An event sample must also have the sensor size of the model's training data, where the checkpoint names it.
+        """
         c = frame.x.shape[1]
         if c == self.channels:
+            if frame.events is not None and self.sensor and frame.events.shape[-2:] != self.sensor[0]:
+                (h, w), data = self.sensor
+                got_h, got_w = frame.events.shape[-2:]
+                raise SpikeInferError(
+                    f"{frame.path} is a {got_w} x {got_h} event sample but {Path(self.weights).name} was trained on "
+                    f"a {w} x {h} sensor ({data}): pass samples of that sensor, or a checkpoint trained on this one."
+                )
             return
         if any(isinstance(m, EventEncoder) for m in self.integer.modules()):
             given = f"an event sample of {c // 2} time bins" if frame.events is not None else f"{c}-channel input"

@@ -50,6 +50,7 @@ p.lead{color:#4a5263;margin:0 0 16px}.muted{color:#6b7385}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px;margin:10px 0 0}dt{color:#6b7385}dd{margin:0}
 .gallery{display:grid;grid-template-columns:1fr;gap:18px}
 figure{margin:0}figure img,.card img{width:100%;height:auto;display:block}
+.card img.bins{width:auto;max-width:100%;margin:0 auto}
 figcaption{font-size:14px;margin-top:8px}
 table.figures{border-collapse:collapse;margin-top:6px;font-size:13px}
 table.figures td,table.figures th{padding:2px 10px 2px 0;text-align:left}
@@ -61,11 +62,12 @@ code{background:#eef0f4;padding:0 3px;border-radius:3px}
 </style>"""
 
 
-def _img(folder: Path, name: str, alt: str) -> str:
+def _img(folder: Path, name: str, alt: str, cls: str = "") -> str:
     path = folder / name
     mime = "image/png" if path.suffix == ".png" else "image/jpeg"
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:{mime};base64,{data}" alt="{html.escape(alt)}">'
+    kind = f' class="{cls}"' if cls else ""
+    return f'<img{kind} src="data:{mime};base64,{data}" alt="{html.escape(alt)}">'
 
 
 def neuron_in_words(mapping: dict) -> str:
@@ -194,7 +196,8 @@ def _gallery(report: dict, detections: list[dict], folder: Path) -> str:
     cards = []
     for r in stills[:GALLERY_MAX]:
         name = Path(r["image"]).name
-        bins = _img(folder, r["bins"], f"time bins of the event sample {name}") if r.get("bins") else ""
+        # an event sample's bins at their own size (small pictures), above the detections and the spike map
+        bins = _img(folder, r["bins"], f"time bins of the event sample {name}", "bins") if r.get("bins") else ""
         cards.append(
             f"<figure class=card>{bins}{_img(folder, r['heatmap'], f'detections and spike map of {name}')}"
             f"<figcaption><b>{html.escape(name)}</b>: {_labels(by_image.get(r['image']))}"
@@ -221,8 +224,14 @@ def _gallery(report: dict, detections: list[dict], folder: Path) -> str:
         "synaptic operations (SOPs) per pixel, each spike charged to the input location that sent it, summed over "
         "all spike-fed layers and mapped back to the image (the encoder, which reads the real-valued image, is "
         "charged as MACs and not drawn). Bright areas are where the network spends its energy; the colours span each "
-        "image's own range, the colour bar gives the values.</p>"
-        f'<div class="gallery">{"".join(cards)}</div>'
+        "image's own range, the colour bar gives the values."
+        + (
+            " Above each event sample: its time bins, the earliest first, ON events red and OFF blue on black (one "
+            "brightness scale for all its bins); the detections are drawn on its bins summed in the same colours."
+            if any(r.get("bins") for r in stills)
+            else ""
+        )
+        + f'</p><div class="gallery">{"".join(cards)}</div>'
     )
 
 
