@@ -38,12 +38,14 @@ __all__ = (
     "IBLIF",
     "NeuronConfig",
     "NeuronConfigError",
+    "Rectifier",
     "SharedTimesteps",
     "active_config",
     "make_neuron",
     "neuron_context",
     "quantize",
     "set_timesteps",
+    "unfold_time",
 )
 
 CODINGS = ("binary", "unary")
@@ -199,6 +201,11 @@ def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
     return _StraightThrough.apply(u, scale, max_code)
 
 
+def unfold_time(x: torch.Tensor, T: int) -> torch.Tensor:  # noqa: N803 (the symbol of the paper)
+    """(T * B, ...) -> (T, B, ...): time folded into the batch, x[t * B + b], as a leading dimension (a view)."""
+    return x.reshape(T, -1, *x.shape[1:])
+
+
 @register("part")
 class IBLIF(nn.Module):
     """Integer Binary LIF neuron with range alignment, over T logical timesteps folded into the batch.
@@ -254,7 +261,7 @@ class IBLIF(nn.Module):
         c, unit = self.config, self.unit
         wide = x.to(torch.promote_types(x.dtype, torch.float32))  # the membrane integrates in float32 at least
         out, u, s = [], None, None
-        for xt in wide.reshape(c.T, -1, *x.shape[1:]):
+        for xt in unfold_time(wide, c.T):
             if u is None:
                 u = xt
             else:
