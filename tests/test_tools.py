@@ -20,7 +20,7 @@ def test_demo_runs_the_whole_story(tmp_path: Path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"^mAP50=\d\.\d{3} mAP50-95=\d\.\d{3} \(pycocotools", done.stdout, re.M)
     assert "equivalence PASS" in done.stdout
-    assert ("demo: training on cpu with cfg/train/shapes-cpu.yaml" in done.stdout) != torch.cuda.is_available()
+    assert ("on cpu with cfg/train/shapes-demo-cpu.yaml" in done.stdout) != torch.cuda.is_available()
     for report in ("spike", "spike-bus"):
         assert json.loads((tmp_path / "demo" / report / "report.json").read_text())["equivalence"]["passed"]
         assert (tmp_path / "demo" / report / "report.html").is_file()

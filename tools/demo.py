@@ -2,10 +2,11 @@
 
 Every step is the command a researcher would type, run as a subprocess and printed first:
 
-1. ``yolo train model=cfg/ibra-spikeyolo.yaml data=cfg/datasets/shapes.yaml ...`` builds the built-in data set on
-   first use (no network) and trains IBRA-SpikeYOLO-n for a fixed time budget (``--minutes``): on the first GPU when
-   CUDA is present (``cfg/train/shapes-gpu.yaml``, 160 px), else on the CPU (``cfg/train/shapes-cpu.yaml``, 64 px);
-   ``--device`` chooses;
+1. ``yolo train model=cfg/ibra-spikeyolo-<scale>.yaml data=cfg/datasets/<set>.yaml ...`` builds the built-in data set on
+   first use (no network) and trains for a fixed time budget (``--minutes``): on the first GPU when CUDA is present,
+   IBRA-SpikeYOLO-n on the full set (``cfg/train/shapes-gpu.yaml``, 160 px); else on the CPU, IBRA-SpikeYOLO-t on the
+   set's demo level (``cfg/train/shapes-demo-cpu.yaml``, 96 px), or with ``--scale n`` the n model on the full set
+   (``cfg/train/shapes-cpu.yaml``, 64 px); ``--device`` chooses;
 2. ``yolo val ... save_json=True``: Ultralytics' mAP and the pycocotools mAP papers quote;
 3. ``python tools/spike_infer.py --verify`` on validation images and on Ultralytics' ``bus.jpg``: binary spikes,
    the equivalence proof against the integer model, firing rates, SOPs and energy against the ANN twin.
@@ -23,6 +24,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from spikeyolo_ibra.device import DeviceError, resolve_device
@@ -30,8 +32,27 @@ from spikeyolo_ibra.plugin import CPU_THREADS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-#: What each kind of device trains with: recipe, default minutes, image size (training, validation, spike inference).
-RECIPES = {"cpu": ("cfg/train/shapes-cpu.yaml", 9.0, 64), "cuda": ("cfg/train/shapes-gpu.yaml", 4.0, 160)}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the demo trains one model scale on one kind of device."""
+
+    cfg: str  # Ultralytics cfg= file
+    minutes: float  # default training budget
+    imgsz: int  # training, validation and spike inference
+    data: str  # data set YAML under cfg/datasets/
+
+
+#: Per kind of device, per model scale; a scale not listed trains with its device's "n" recipe.
+RECIPES = {
+    "cpu": {
+        "t": Recipe("cfg/train/shapes-demo-cpu.yaml", 7.0, 96, "shapes-demo"),
+        "n": Recipe("cfg/train/shapes-cpu.yaml", 9.0, 64, "shapes"),
+    },
+    "cuda": {"n": Recipe("cfg/train/shapes-gpu.yaml", 4.0, 160, "shapes")},
+}
+DEFAULT_SCALE = {"cpu": "t", "cuda": "n"}
 
 
 def run(*cmd: str, env: dict[str, str] | None = None) -> None:
@@ -42,19 +63,22 @@ def run(*cmd: str, env: dict[str, str] | None = None) -> None:
         sys.exit("demo stopped: the command above failed; its own message says why.")
 
 
-def dataset_root() -> Path:
-    """Where Ultralytics put the built-in data set (it resolves ``path: shapes`` against its datasets_dir)."""
+def dataset_root(data: str) -> Path:
+    """Where Ultralytics put a built-in data set (it resolves ``path: shapes`` against its datasets_dir)."""
     from ultralytics.data.utils import check_det_dataset
 
-    return Path(check_det_dataset(str(REPO / "cfg/datasets/shapes.yaml"))["path"])
+    return Path(check_det_dataset(str(REPO / data))["path"])
 
 
 def main() -> None:
     """Run the whole story and print the summary."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or N (default: the first GPU if any, else cpu)")
-    p.add_argument("--minutes", type=float, default=None, help="training time budget (default: 4 on a GPU, 9 on a CPU)")
-    p.add_argument("--imgsz", type=int, default=None, help="image size (default: 160 on a GPU, 64 on a CPU)")
+    p.add_argument(
+        "--scale", choices=("t", "n", "s", "m", "l"), default=None, help="model scale (default: t on a CPU, n on a GPU)"
+    )
+    p.add_argument("--minutes", type=float, default=None, help="training time budget (default: the recipe's)")
+    p.add_argument("--imgsz", type=int, default=None, help="image size (default: the recipe's)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "demo", help="everything the demo writes")
     a = p.parse_args()
     try:
@@ -62,9 +86,12 @@ def main() -> None:
     except DeviceError as e:
         print(f"demo: {e}", file=sys.stderr)
         sys.exit(2)
-    recipe, minutes, imgsz = RECIPES["cuda" if device.type == "cuda" else "cpu"]
-    a.minutes = minutes if a.minutes is None else a.minutes
-    a.imgsz = imgsz if a.imgsz is None else a.imgsz
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    a.scale = a.scale or DEFAULT_SCALE[kind]
+    recipe = RECIPES[kind].get(a.scale, RECIPES[kind]["n"])
+    a.minutes = recipe.minutes if a.minutes is None else a.minutes
+    a.imgsz = recipe.imgsz if a.imgsz is None else a.imgsz
+    data = f"cfg/datasets/{recipe.data}.yaml"
     yolo_device = str(device.index or 0) if device.type == "cuda" else device.type  # Ultralytics' spelling
     start = time.perf_counter()
     out = a.out.resolve()
@@ -72,14 +99,21 @@ def main() -> None:
     yolo = [str(BIN / "yolo")] if (BIN / "yolo").is_file() else [sys.executable, "-m", "spikeyolo_ibra.cli"]
     common = [f"imgsz={a.imgsz}", f"device={yolo_device}", f"project={out}", "exist_ok=True"]
     threads = {CPU_THREADS_ENV: str(os.cpu_count() or 1)}  # on a CPU, Ultralytics alone would use cores - 1
-    print(f"demo: training on {device} with {recipe}, {a.minutes:g} minutes, {a.imgsz} px", flush=True)
+    # Idle OpenMP threads sleep instead of spinning: on cores shared with other jobs a spinning thread starves its
+    # partner, and a 2-thread training step was 3-5x slower than a 1-thread one (docs/quickstart.md).
+    threads["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    print(
+        f"demo: training IBRA-SpikeYOLO-{a.scale} on {device} with {recipe.cfg} and {data}, {a.minutes:g} minutes, "
+        f"{a.imgsz} px",
+        flush=True,
+    )
 
     run(
         *yolo,
         "train",
-        "model=cfg/ibra-spikeyolo.yaml",
-        "data=cfg/datasets/shapes.yaml",
-        f"cfg={recipe}",
+        f"model=cfg/ibra-spikeyolo-{a.scale}.yaml",
+        f"data={data}",
+        f"cfg={recipe.cfg}",
         f"time={a.minutes / 60:.4f}",
         "epochs=100",
         "val=False",
@@ -92,14 +126,14 @@ def main() -> None:
         *yolo,
         "val",
         f"model={best}",
-        "data=cfg/datasets/shapes.yaml",
+        f"data={data}",
         "save_json=True",
         "name=val",
         *common,
         env=threads,
     )
 
-    val_images = dataset_root() / "images" / "val"
+    val_images = dataset_root(data) / "images" / "val"
     spike = [sys.executable, "tools/spike_infer.py", "--weights", str(best), "--verify", "--device", str(device)]
     run(
         *spike,
@@ -120,15 +154,12 @@ def main() -> None:
     energy = reports[0]["energy"]
     n_epochs = len((out / "train" / "results.csv").read_text().splitlines()) - 1
     epochs = f"{n_epochs} epoch{'s' * (n_epochs != 1)}"
-    if device.type == "cpu":
-        note = (
-            f"note: {a.minutes:g} CPU minutes trained {epochs} from scratch, far from convergence: the mAP\n"
-            f"      shows the pipeline, not what the detector reaches (docs/quickstart.md; --minutes trains longer)"
-        )
-    else:
-        note = f"note: {a.minutes:g} GPU minutes on {device} trained {epochs} from scratch"
+    where = "CPU minutes" if device.type == "cpu" else f"GPU minutes on {device}"
+    note = f"note: {a.minutes:g} {where} trained IBRA-SpikeYOLO-{a.scale} for {epochs} from scratch"
+    if recipe.data == "shapes-demo":
+        note += "\n      on the demo level of the built-in set (larger objects, less clutter; docs/quickstart.md)"
     print(
-        f"\nmAP50={coco['mAP50']:.3f} mAP50-95={coco['mAP50-95']:.3f} (pycocotools, built-in val set)\n"
+        f"\nmAP50={coco['mAP50']:.3f} mAP50-95={coco['mAP50-95']:.3f} (pycocotools, built-in {recipe.data} val set)\n"
         f"equivalence {'PASS' if passed else 'FAIL'} (spike-driven vs integer model, float64)\n"
         f"energy: SNN {energy['snn_mJ']:.4f} mJ vs ANN twin {energy['ann_mJ']:.4f} mJ per image, "
         f"{energy['ratio']:.2f}x (45 nm fp32 costs)\n{note}\n"

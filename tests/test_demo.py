@@ -1,0 +1,51 @@
+"""The demo's recipes: every file they name exists and is what Ultralytics reads, and the defaults are coherent."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _demo():
+    spec = importlib.util.spec_from_file_location("demo", REPO / "tools" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("demo", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("kind", ["cpu", "cuda"])
+def test_recipes_name_real_files_and_valid_overrides(kind: str) -> None:
+    from ultralytics.cfg import get_cfg
+
+    demo = _demo()
+    assert demo.DEFAULT_SCALE[kind] in demo.RECIPES[kind] and "n" in demo.RECIPES[kind]
+    for scale, recipe in demo.RECIPES[kind].items():
+        overrides = yaml.safe_load((REPO / recipe.cfg).read_text())
+        args = get_cfg(overrides=overrides)  # unknown keys or bad types raise here
+        assert args.nbs == args.batch  # one optimizer step per batch
+        assert recipe.imgsz == args.imgsz and recipe.minutes > 0
+        data = yaml.safe_load((REPO / "cfg" / "datasets" / f"{recipe.data}.yaml").read_text())
+        assert f'level="{recipe.data.removeprefix("shapes-")}"' in data["download"] or recipe.data == "shapes"
+        assert (REPO / "cfg" / "ibra-spikeyolo.yaml").is_file()
+        assert scale in yaml.safe_load((REPO / "cfg" / "ibra-spikeyolo.yaml").read_text())["scales"]
+
+
+def test_cpu_demo_trains_the_tiny_scale_on_the_demo_level() -> None:
+    demo = _demo()
+    recipe = demo.RECIPES["cpu"][demo.DEFAULT_SCALE["cpu"]]
+    assert demo.DEFAULT_SCALE["cpu"] == "t" and recipe.data == "shapes-demo"
+    assert demo.RECIPES["cpu"]["n"].data == "shapes"  # the real size keeps the full benchmark
+
+
+def test_tiny_scale_builds_by_name_and_n_stays_the_default() -> None:
+    from ultralytics.nn.tasks import yaml_model_load
+
+    import spikeyolo_ibra  # noqa: F401  (the plugin resolves -t)
+
+    assert yaml_model_load("ibra-spikeyolo-t.yaml")["scale"] == "t"
+    assert yaml_model_load("ibra-spikeyolo.yaml")["scale"] == "n"
