@@ -47,7 +47,7 @@ class Recipe:
 #: Per kind of device, per model scale; a scale not listed trains with its device's "n" recipe.
 RECIPES = {
     "cpu": {
-        "t": Recipe("cfg/train/shapes-demo-cpu.yaml", 7.0, 96, "shapes-demo"),
+        "t": Recipe("cfg/train/shapes-demo-cpu.yaml", 8.5, 96, "shapes-demo"),
         "n": Recipe("cfg/train/shapes-cpu.yaml", 9.0, 64, "shapes"),
     },
     "cuda": {"n": Recipe("cfg/train/shapes-gpu.yaml", 4.0, 160, "shapes")},
