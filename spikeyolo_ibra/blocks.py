@@ -228,7 +228,7 @@ class SpikingSynapse(nn.Module):
         return self.synapse(self.neuron(x))
 
     def __setstate__(self, state: dict) -> None:
-        """Unpickle; an ANN twin saved by 0.2 or earlier holds ``nn.ReLU``, which loads as :class:`Rectifier`."""
+        """Unpickle; an ANN twin saved before :class:`Rectifier` existed holds ``nn.ReLU``: it loads as Rectifier."""
         super().__setstate__(state)
         if type(self._modules.get("neuron")) is nn.ReLU:  # Ultralytics' loader would make it in-place
             self._modules["neuron"] = Rectifier()

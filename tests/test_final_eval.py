@@ -100,7 +100,7 @@ def test_final_validation_equals_the_best_epoch(name, tiny_shapes: Path, tmp_pat
 
 
 def test_ann_twin_checkpoints_of_earlier_releases_load_without_in_place_relu(asset_images, tmp_path) -> None:
-    """A 0.2 checkpoint holds ``nn.ReLU`` neurons: they load as the out-of-place :class:`Rectifier`."""
+    """An older checkpoint holds ``nn.ReLU`` neurons: they load as the out-of-place :class:`Rectifier`."""
     from spikeyolo_ibra.blocks import SpikingSynapse
     from spikeyolo_ibra.neuron import Rectifier
 
@@ -108,7 +108,7 @@ def test_ann_twin_checkpoints_of_earlier_releases_load_without_in_place_relu(ass
     old = copy.deepcopy(model)
     for m in old.modules():
         if isinstance(m, SpikingSynapse):
-            m.neuron = torch.nn.ReLU()  # as 0.2 built the ANN twin
+            m.neuron = torch.nn.ReLU()  # as the ANN twin was built before Rectifier
     loaded = _saved_and_loaded(old, tmp_path / "old.pt")
     neurons = [m.neuron for m in loaded.modules() if isinstance(m, SpikingSynapse)]
     assert neurons and all(type(n) is Rectifier for n in neurons)
