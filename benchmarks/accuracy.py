@@ -81,6 +81,40 @@ def spiking_statistics(weights: Path, imgsz: int, data: Path = DATA) -> dict[str
     return {"energy": report["energy"], "firing": firing_summary(report["layers"], config)}
 
 
+def training_curve(results_csv: Path) -> list[dict[str, float]]:
+    """Per epoch of ``results.csv``: epoch, cumulative training time (s), in-training mAP50 and mAP50-95."""
+    with open(results_csv) as f:
+        rows = [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
+    return [
+        {
+            "epoch": int(float(r["epoch"])),
+            "time_s": round(float(r["time"]), 1),
+            "mAP50": round(float(r["metrics/mAP50(B)"]), 5),
+            "mAP50-95": round(float(r["metrics/mAP50-95(B)"]), 5),
+        }
+        for r in rows
+    ]
+
+
+def imgsz(a: argparse.Namespace, extra: dict[str, Any]) -> int:
+    """The image size a run trains at: ``--set imgsz=`` or the recipe's."""
+    return int(extra.get("imgsz", recipe(a.recipe)["imgsz"]))
+
+
+def force_amp(yolo: Any) -> None:
+    """Let a spiking model train under AMP (what ``amp=`` asks), to measure what spikeyolo_ibra's float32 rule avoids.
+
+    Removes :func:`spikeyolo_ibra.precision.keep_float32` from this model's callbacks and answers Ultralytics' AMP
+    check with True (the check itself would download a model offline).
+    """
+    from ultralytics.engine import trainer
+
+    from spikeyolo_ibra.precision import keep_float32
+
+    yolo.callbacks["on_pretrain_routine_end"].remove(keep_float32)
+    trainer.check_amp = lambda model, *args, **kwargs: True
+
+
 def train(a: argparse.Namespace) -> dict[str, Any]:
     """Train one model with one seed and return its record."""
     from ultralytics import YOLO
@@ -88,9 +122,13 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
     import spikeyolo_ibra  # noqa: F401  (registers the spiking blocks)
 
     neuron, extra = key_values(a.neuron), key_values(a.set)
-    name = "-".join([Path(a.model).stem, *(f"{k}{v}" for k, v in neuron.items()), f"s{a.seed}"])
+    tags = [*(f"{k}{v}" for k, v in neuron.items()), *(["amp", str(extra.get("amp", True))] if a.force_amp else [])]
+    name = "-".join([Path(a.model).stem, *tags, f"s{a.seed}"])
     start = time.perf_counter()
-    metrics = YOLO(model_with_neuron(a.model, neuron, a.out)).train(
+    yolo = YOLO(model_with_neuron(a.model, neuron, a.out))
+    if a.force_amp:
+        force_amp(yolo)
+    metrics = yolo.train(
         cfg=str(a.recipe),
         data=str(a.data),
         epochs=a.epochs,
@@ -105,8 +143,7 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
     )
     wall = time.perf_counter() - start
     run = a.out / "runs" / name
-    with open(run / "results.csv") as f:
-        curve = [round(float(row["metrics/mAP50(B)"]), 5) for row in csv.DictReader(f)]
+    curve = training_curve(run / "results.csv")
     coco = getattr(metrics, "coco", {})
     record = {
         "model": a.model,
@@ -115,13 +152,15 @@ def train(a: argparse.Namespace) -> dict[str, Any]:
         "epochs": a.epochs,
         "recipe": str(a.recipe.resolve().relative_to(REPO)),
         "overrides": extra,
+        "forced_amp": a.force_amp,
         "mAP50": coco.get("mAP50"),
         "mAP50-95": coco.get("mAP50-95"),
         "ultralytics_mAP50": metrics.box.map50,
         "ultralytics_mAP50-95": metrics.box.map,
-        "mAP50_per_epoch": curve,
+        "mAP50_per_epoch": [row["mAP50"] for row in curve],
+        "curve": curve,
         "wall_s": round(wall, 1),
-        **spiking_statistics(run / "weights" / "best.pt", int(extra.get("imgsz", recipe(a.recipe)["imgsz"])), a.data),
+        **({} if a.no_spike_stats else spiking_statistics(run / "weights" / "best.pt", imgsz(a, extra), a.data)),
         **run_record(),
     }
     (a.out / f"{name}.json").write_text(json.dumps(record, indent=2))
@@ -270,6 +309,8 @@ def main() -> None:
     p.add_argument("--recipe", type=Path, default=RECIPE, help="training recipe (an Ultralytics cfg= file)")
     p.add_argument("--data", type=Path, default=DATA, help="data set YAML (default: the built-in shapes set)")
     p.add_argument("--out", type=Path, default=Path("bench/accuracy"))
+    p.add_argument("--no-spike-stats", action="store_true", help="skip energy and firing of the trained weights")
+    p.add_argument("--force-amp", action="store_true", help="train a spiking model under AMP anyway (to measure it)")
     p.add_argument("--table", type=Path, metavar="DIR", help="print the table of the runs in DIR and exit")
     p.add_argument("--plot", type=Path, nargs="+", metavar="DIR", help="plot mAP50 against energy to --out (.png)")
     a = p.parse_args()
@@ -286,7 +327,7 @@ def main() -> None:
     a.out = a.out.resolve()
     a.out.mkdir(parents=True, exist_ok=True)
     record = train(a)
-    print(json.dumps({k: v for k, v in record.items() if k != "mAP50_per_epoch"}))
+    print(json.dumps({k: v for k, v in record.items() if k not in ("mAP50_per_epoch", "curve")}))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@
 
 What it measures, each step a command of this repository (printed before it runs):
 
-1. **Accuracy at equal budget**: IBRA-SpikeYOLO-n, SpikeYOLO I-LIF-n, the ANN twin and YOLOv8n, seeds 0 and 1, plus
-   IBRA-n with AMP on, all at once on the one GPU (``benchmarks/accuracy.py --recipe cfg/train/shapes-gpu.yaml
-   --set time=H``: the GPU recipe, a wall-clock budget, pycocotools mAP of the final model, energy of the trained
-   spiking weights). IBRA-n seed 0 is the demo's training, shared with the other runs: a lower bound for
-   ``make demo`` on an idle GPU.
+1. **Accuracy at equal budget**: IBRA-SpikeYOLO-n, SpikeYOLO I-LIF-n, the ANN twin and YOLOv8n, seeds 0, 1 and 2,
+   plus IBRA-n asked for AMP (``amp=True``: the float32 rule must make it equal the float32 run) and IBRA-n forced
+   under float16 and bfloat16 AMP (``--force-amp``: what the rule avoids), all at once on the one GPU
+   (``benchmarks/accuracy.py --recipe cfg/train/shapes-gpu.yaml --set time=H``: the GPU recipe, a wall-clock budget,
+   pycocotools mAP of the final model, energy of the trained spiking weights). IBRA-n seed 0 is the demo's training,
+   shared with the other runs: a lower bound for ``make demo`` on an idle GPU.
 2. **The stock commands on CUDA** with IBRA-n's best.pt: ``yolo val save_json=True`` (pycocotools),
    ``yolo predict``, ``yolo export format=onnx``.
 3. **Spike-driven inference on CUDA**: ``tools/spike_infer.py --verify`` in float64 and in float32 (IEEE float32, no
@@ -64,7 +65,7 @@ def main() -> None:
     p.add_argument("--deadline", type=float, default=560, help="seconds after which steps not yet started are skipped")
     p.add_argument("--device", default="0", help="the GPU (Ultralytics' spelling: 0); cpu for a dry run")
     p.add_argument("--minutes", type=float, default=3.5, help="training budget of every run in step 1")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--skip-training", action="store_true", help="reuse the trained runs already in --work")
     p.add_argument("--dry-run", action="store_true", help="tiny settings: every step runs, nothing is measured")
     a = p.parse_args()
@@ -110,15 +111,18 @@ def main() -> None:
         record["amp_check_weights"] = "yolov8n.yaml with random weights, saved as yolo26n.pt (offline machine)"
 
     # 1. accuracy at equal budget, all runs at once
-    runs = [(m, s, []) for m in MODELS for s in seeds] + [("cfg/ibra-spikeyolo.yaml", 0, ["amp=True"])]
+    ibra = "cfg/ibra-spikeyolo.yaml"
+    runs = [(m, s, "", [], "False") for m in MODELS for s in seeds]
+    runs += [(ibra, 0, "-amp-asked", [], "True")]  # what a user gets asking for AMP: float32, by our rule
+    runs += [(ibra, 0, f"-amp-{amp}", ["--force-amp"], amp) for amp in ("True", "bf16")]  # what the rule avoids
     accuracy = work / "accuracy"
 
-    def train(item: tuple[str, int, list[str]]) -> dict:
-        model, seed, extra = item
-        name = f"{Path(model).stem}-s{seed}{'-amp' if extra else ''}"
+    def train(item: tuple[str, int, str, list[str], str]) -> dict:
+        model, seed, tag, flags, amp = item
+        name = f"{Path(model).stem}-s{seed}{tag}"
         cmd = [sys.executable, "benchmarks/accuracy.py", "--model", model, "--seed", str(seed), "--epochs", "1000"]
         cmd += ["--recipe", "cfg/train/shapes-gpu.yaml", "--data", str(data), "--out", str(accuracy / name)]
-        cmd += ["--set", *overrides, *(extra or ["amp=False"])]
+        cmd += [*flags, "--set", *overrides, f"amp={amp}"]
         return {name: run(cmd, work / f"train-{name}.log", timeout=60 * (minutes + 6))}
 
     if not (a.skip_training and accuracy.is_dir()):  # --skip-training: reuse the runs of an earlier call
@@ -128,11 +132,12 @@ def main() -> None:
     results = {}
     for path in sorted(accuracy.glob("*/*.json")):
         r = json.loads(path.read_text())
-        key = f"{Path(r['model']).stem}-s{r['seed']}{'-amp' if r['overrides'].get('amp') else ''}"
-        results[key] = {k: r.get(k) for k in ("mAP50", "mAP50-95", "ultralytics_mAP50", "mAP50_per_epoch", "wall_s")}
-        results[key]["epochs"] = len(r.get("mAP50_per_epoch") or [])
+        key = path.parent.name
+        fields = ("mAP50", "mAP50-95", "ultralytics_mAP50", "ultralytics_mAP50-95", "curve", "wall_s", "forced_amp")
+        results[key] = {k: r.get(k) for k in fields}
+        results[key]["epochs"] = len(r.get("curve") or [])
         results[key]["first_epoch_mAP50_0.9"] = next(
-            (i + 1 for i, v in enumerate(r.get("mAP50_per_epoch") or []) if v >= 0.9), None
+            (row["epoch"] for row in r.get("curve") or [] if row["mAP50"] >= 0.9), None
         )
         results[key]["energy"] = r.get("energy")
     record["accuracy"] = results

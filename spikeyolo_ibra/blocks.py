@@ -19,7 +19,7 @@ from torch import nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.conv import autopad
 
-from .neuron import NeuronConfig, SharedTimesteps, active_config, make_neuron
+from .neuron import NeuronConfig, Rectifier, SharedTimesteps, active_config, make_neuron
 from .registry import exported, register
 
 
@@ -226,6 +226,12 @@ class SpikingSynapse(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fire, then integrate through the synapse."""
         return self.synapse(self.neuron(x))
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; an ANN twin saved before :class:`Rectifier` existed holds ``nn.ReLU``: it loads as Rectifier."""
+        super().__setstate__(state)
+        if type(self._modules.get("neuron")) is nn.ReLU:  # Ultralytics' loader would make it in-place
+            self._modules["neuron"] = Rectifier()
 
     def fuse_synapse(self, chains: str = "factored") -> None:
         """Fuse a re-parameterisable chain into ``chains`` form (``Conv`` + BN is Ultralytics' job)."""

@@ -9,7 +9,7 @@ from torch import nn
 from ultralytics.nn.modules import Detect
 
 from .blocks import SpikeConv
-from .neuron import NeuronConfig, SharedTimesteps, active_config
+from .neuron import NeuronConfig, SharedTimesteps, active_config, unfold_time
 from .registry import exported, register
 
 
@@ -64,7 +64,7 @@ class SpikeDetect(SharedTimesteps, Detect):
 
     def _time_mean(self, x: torch.Tensor) -> torch.Tensor:
         """(T * B, ...) -> (B, ...), the mean over logical timesteps."""
-        return x if self.T == 1 else x.reshape(self.T, -1, *x.shape[1:]).mean(0)
+        return x if self.T == 1 else unfold_time(x, self.T).mean(0)
 
     def forward_head(
         self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None

@@ -38,12 +38,14 @@ __all__ = (
     "IBLIF",
     "NeuronConfig",
     "NeuronConfigError",
+    "Rectifier",
     "SharedTimesteps",
     "active_config",
     "make_neuron",
     "neuron_context",
     "quantize",
     "set_timesteps",
+    "unfold_time",
 )
 
 CODINGS = ("binary", "unary")
@@ -199,6 +201,11 @@ def fire(u: torch.Tensor, scale: float, max_code: int) -> torch.Tensor:
     return _StraightThrough.apply(u, scale, max_code)
 
 
+def unfold_time(x: torch.Tensor, T: int) -> torch.Tensor:  # noqa: N803 (the symbol of the paper)
+    """(T * B, ...) -> (T, B, ...): time folded into the batch, x[t * B + b], as a leading dimension (a view)."""
+    return x.reshape(T, -1, *x.shape[1:])
+
+
 @register("part")
 class IBLIF(nn.Module):
     """Integer Binary LIF neuron with range alignment, over T logical timesteps folded into the batch.
@@ -254,7 +261,7 @@ class IBLIF(nn.Module):
         c, unit = self.config, self.unit
         wide = x.to(torch.promote_types(x.dtype, torch.float32))  # the membrane integrates in float32 at least
         out, u, s = [], None, None
-        for xt in wide.reshape(c.T, -1, *x.shape[1:]):
+        for xt in unfold_time(wide, c.T):
             if u is None:
                 u = xt
             else:
@@ -293,10 +300,28 @@ def neuron_context(config: NeuronConfig) -> Iterator[NeuronConfig]:
         _ACTIVE.pop()
 
 
+@register("part")
+class Rectifier(nn.Module):
+    """The ANN twin's activation, max(x, 0), never in place.
+
+    Its input is also the residual stream (``x + sepconv(x)`` adds the *membrane* x), so an in-place ReLU would
+    overwrite x with max(x, 0) before the sum. ``nn.ReLU`` cannot be used: Ultralytics' checkpoint loader sets
+    ``inplace = True`` on every module that has the attribute, so a loaded ANN twin computed another function than
+    the one it trained (and validated) as. This module has no such switch.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """max(x, 0), a new tensor."""
+        return torch.relu(x)
+
+
 def make_neuron(config: NeuronConfig | None = None) -> nn.Module:
-    """The neuron a block places before a synapse: IB-LIF, or ReLU for the ANN twin; ``config`` or the active one."""
+    """The neuron a block places before a synapse: IB-LIF, or :class:`Rectifier` (ReLU) for the ANN twin.
+
+    ``config`` or, building inside a model YAML, the active one.
+    """
     config = config if config is not None else active_config()
-    return IBLIF(config) if config.spiking else nn.ReLU()
+    return IBLIF(config) if config.spiking else Rectifier()
 
 
 def set_timesteps(model: nn.Module, T: int) -> nn.Module:  # noqa: N803 (the symbol of the paper)

@@ -56,6 +56,7 @@ from .coco import on_val_end
 from .errors import SpikeYoloError
 from .events import training as events_training
 from .parser import ModelYAMLError, is_spiking_yaml, parse_spiking_model
+from .precision import keep_float32, skip_amp_check
 
 __all__ = (
     "CPU_THREADS_ENV",
@@ -299,5 +300,7 @@ def register() -> None:
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)
+    checks.check_amp = _rebind(checks.check_amp, skip_amp_check, "ultralytics.engine.trainer")  # no AMP trial for ours
+    _add_callback("on_pretrain_routine_end", keep_float32)  # spiking models train in float32 (precision.py)
     events_training.register()  # event data (a data YAML with events:) in the trainer and validator; EventEncoder
     tasks.parse_model = _wrap_parse_model(tasks.parse_model)  # last: it marks the registration as done

@@ -96,3 +96,30 @@ def test_peer_speed_refuses_a_folder_that_is_not_their_code(tmp_path: Path) -> N
     cmd = [sys.executable, str(REPO / "benchmarks" / "peer_speed.py"), "--reference", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 1 and "is not a checkout of SpikeYOLO's code" in done.stderr
+
+
+def test_seed_tables_give_mean_sd_and_range_at_equal_epochs_and_at_equal_time(tmp_path: Path) -> None:
+    def run(model: str, seed: int, final: float, curve: list[tuple[float, float]]) -> dict:
+        rows = [{"epoch": i + 1, "time_s": t, "mAP50": m, "mAP50-95": m / 2} for i, (t, m) in enumerate(curve)]
+        return {"model": model, "seed": seed, "epochs": len(curve), "mAP50": final, "mAP50-95": final / 2,
+                "ultralytics_mAP50-95": max(r["mAP50-95"] for r in rows), "curve": rows}  # fmt: skip
+
+    runs = [
+        run("cfg/ibra-spikeyolo.yaml", 0, 0.5, [(10, 0.1), (20, 0.3), (30, 0.5)]),
+        run("cfg/ibra-spikeyolo.yaml", 1, 0.7, [(10, 0.2), (20, 0.4), (30, 0.7)]),
+        run("yolov8n.yaml", 0, 0.9, [(5, 0.6), (10, 0.8), (15, 0.9)]),
+    ]
+    for r in runs:
+        (tmp_path / f"{Path(r['model']).stem}-s{r['seed']}.json").write_text(json.dumps(r))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "seeds.py"), "--table", str(tmp_path), "--budget-s", "12"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    epochs = next(line for line in lines if line.startswith("| IBRA"))
+    assert "| 2 | 3 | 0.600 ± 0.141 (0.500-0.700) | 0.300 ± 0.071 (0.250-0.350) | +0.0000 (largest) | 10 |" in epochs
+    timed = [line for line in lines if line.startswith("| IBRA")][1]
+    assert timed.endswith("| 2 | 1 | 0.150 ± 0.071 (0.100-0.200) | 0.075 ± 0.035 (0.050-0.100) |")
+    stock = [line for line in lines if line.startswith("| YOLOv8n")][1]
+    assert stock.startswith("| YOLOv8n (stock) | 1 | 2 | 0.800 ± 0.000")

@@ -19,7 +19,7 @@ from spikeyolo_ibra.blocks import (
     fold_conv_bn,
 )
 from spikeyolo_ibra.head import SpikeDetect
-from spikeyolo_ibra.neuron import IBLIF, NeuronConfig
+from spikeyolo_ibra.neuron import IBLIF, NeuronConfig, Rectifier
 
 CFG = Path(__file__).resolve().parents[1] / "cfg"
 
@@ -100,7 +100,7 @@ def test_a_block_built_outside_the_parser_takes_its_neuron_settings():
     assert parts[2].config is config and parts[3].config is config and parts[3].T == 2
     assert all(n.config == NeuronConfig() for n in SpikeConvBlock(8, 8, 2, 3).modules() if isinstance(n, IBLIF))
     relu = SpikeConv(8, 8, neuron=NeuronConfig(type="relu"))
-    assert isinstance(relu.neuron, torch.nn.ReLU)
+    assert isinstance(relu.neuron, Rectifier)
 
 
 def test_bn_folding_is_exact_and_leaves_its_inputs_alone():

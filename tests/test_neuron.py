@@ -11,6 +11,7 @@ from spikeyolo_ibra.neuron import (
     IBLIF,
     NeuronConfig,
     NeuronConfigError,
+    Rectifier,
     make_neuron,
     migrate_timesteps,
     neuron_context,
@@ -115,7 +116,7 @@ def test_context_sets_the_neurons_built_inside():
         assert make_neuron().config.bits == 4
     assert make_neuron().config.bits == 9
     with neuron_context(NeuronConfig(type="relu")):
-        assert isinstance(make_neuron(), torch.nn.ReLU)
+        assert isinstance(make_neuron(), Rectifier)
 
 
 # --- AMP: autocast hands the neuron float16/bfloat16 membranes ------------------------------------------------------

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from ...neuron import unfold_time  # the one definition, beside T's owner
+
 __all__ = ("batch_size", "unfold_time")
-
-
-def unfold_time(x: torch.Tensor, T: int) -> torch.Tensor:  # noqa: N803 (the symbol of the paper)
-    """(T * B, ...) -> (T, B, ...): the logical timesteps as a leading dimension (a view where possible)."""
-    return x.reshape(T, -1, *x.shape[1:])
 
 
 def batch_size(x: torch.Tensor, T: int) -> int:  # noqa: N803
