@@ -308,6 +308,11 @@ class SpikeDownsample(SharedTimesteps, nn.Module):
         self.config = neuron if neuron is not None else active_config()  # the neuron settings, shared: T lives there
         self.conv = Conv(c1, c2, k, s, p, act=False) if first else SpikeConv(c1, c2, k, s, p, neuron=neuron)
 
+    @property
+    def encodes(self) -> bool:
+        """True for the image-encoding layer: real-valued input, no neuron, its output the first membrane."""
+        return self.first
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode (first layer: the same frame at every logical timestep) or downsample spikes."""
         y = self.conv(x)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
 
-from .blocks import FactoredChain, SpikeDownsample, SpikingSynapse, fold_conv_bn
+from .blocks import FactoredChain, SpikingSynapse, fold_conv_bn
 from .errors import SpikeYoloError
 from .head import SpikeDetect
 from .neuron import IBLIF
@@ -111,7 +111,7 @@ def fuse_synapses(model: nn.Module, chains: str | None = None) -> nn.Module:
             m.fuse_synapse(chains)
             if isinstance(m.synapse, Conv):
                 _fold_conv(m.synapse)
-        elif isinstance(m, SpikeDownsample) and m.first:
+        elif getattr(m, "encodes", False):
             _fold_conv(m.conv)
     return model
 
@@ -167,7 +167,7 @@ def fold_alignment_scale(model: nn.Module) -> nn.Module:
     n = scales.pop()
     outputs = _head_outputs(model)
     for m in model.modules():
-        if isinstance(m, SpikeDownsample) and m.first:
+        if getattr(m, "encodes", False):
             _scale_output(m.conv, n)
         elif isinstance(m, SpikingSynapse) and isinstance(m.neuron, IBLIF):
             if id(m) in outputs:

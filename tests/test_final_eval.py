@@ -99,6 +99,26 @@ def test_final_validation_equals_the_best_epoch(name, tiny_shapes: Path, tmp_pat
         assert abs(final - best[key]) <= 1e-3, f"{key}: final {final:.5f}, best epoch {best[key]:.5f}"
 
 
+EVENT_CONFIGS = ["ibra-spikeyolo-events.yaml", "spikeyolo-events.yaml", "ann-spikeyolo-events.yaml"]
+
+
+@pytest.mark.parametrize("name", EVENT_CONFIGS)
+def test_loaded_event_checkpoint_computes_what_training_validated(name, tmp_path) -> None:
+    """The same round trip for event models: ``fuse()`` folds BN and the alignment scale into the event encoder too."""
+    from spikeyolo_ibra.spike import calibrate_bn
+
+    cfg = {k: v for k, v in yaml_model_load(CFG / name).items() if k not in ("yaml_file", "scale")}
+    cfg["scales"] = {"t": [0.33, 0.0625, 1024]}
+    bins = cfg["neuron"]["T"]
+    torch.manual_seed(0)
+    frames = torch.poisson(torch.full((4, 2 * bins, 64, 64), 0.7))  # event counts per bin and polarity
+    model = calibrate_bn(DetectionModel(cfg, ch=2 * bins, verbose=False), frames).eval()
+    trained = copy.deepcopy(model).half().double().eval()
+    loaded = _saved_and_loaded(model, tmp_path / "best.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames.double())[0], trained(frames.double())[0], rtol=0, atol=1e-9)
+
+
 def test_ann_twin_checkpoints_of_earlier_releases_load_without_in_place_relu(asset_images, tmp_path) -> None:
     """An older checkpoint holds ``nn.ReLU`` neurons: they load as the out-of-place :class:`Rectifier`."""
     from spikeyolo_ibra.blocks import SpikingSynapse

@@ -26,6 +26,9 @@ class EventEncoder(SharedTimesteps, nn.Module):
     with another T after :func:`~spikeyolo_ibra.neuron.set_timesteps` (on data binned the same way).
     """
 
+    #: The encoding layer (real-valued input, no neuron): ``fuse()`` folds its BN and the alignment scale N into it.
+    encodes = True
+
     def __init__(
         self, c1: int, c2: int, k: int = 7, s: int = 4, p: int | None = 2, *, neuron: NeuronConfig | None = None
     ) -> None:

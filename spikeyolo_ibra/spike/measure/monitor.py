@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...blocks import SpikeDownsample
 from ...energy import DEFAULT_MEMORY, MEMORY, CostTable, LayerTraffic, MemoryTable, totals_from_counts
 from ...events.blocks import EventEncoder
 from ..runtime import SpikeDrivenSynapse, synapse_conv
@@ -46,7 +45,7 @@ class Monitor:
         if self.maps is not None:
             self._hooks.append(model.register_forward_pre_hook(lambda _m, args: self.maps.start(args[0])))
         for name, m in model.named_modules():
-            if (isinstance(m, SpikeDownsample) and m.first) or isinstance(m, EventEncoder):
+            if getattr(m, "encodes", False):  # the image or event encoder: real-valued input
                 stats = EncoderStats(name)
                 conv = synapse_conv(m.conv)
                 bins = m.T if isinstance(m, EventEncoder) else 1  # event bins are folded into its batch, time outermost
