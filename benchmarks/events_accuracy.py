@@ -57,19 +57,27 @@ def coco(model: YOLO, data: Path, project: Path, name: str, args: dict[str, Any]
     return {k: metrics.coco[k] for k in ("mAP50", "mAP50-95")}
 
 
+def training_seconds(results_csv: Path) -> float:
+    """Seconds of training by Ultralytics' own clock: the ``time`` column of the last row of ``results.csv``."""
+    last = results_csv.read_text().strip().splitlines()[-1].split(",")
+    header = results_csv.read_text().splitlines()[0].split(",")
+    return float(last[[h.strip() for h in header].index("time")])
+
+
 def run(a: argparse.Namespace) -> dict[str, Any]:
     extra = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     name = f"{Path(a.model).stem}_seed{a.seed}_e{a.epochs}"
     project = (a.out / "runs").resolve()
     common = {"imgsz": 64, "batch": 16, "workers": 0, **extra}
+    weights = project / name / "weights" / "best.pt"
     start = time.time()
-    model = YOLO(a.model)
-    model.train(
-        data=str(a.data), epochs=a.epochs, seed=a.seed, deterministic=True, plots=False, project=str(project),
-        name=name, exist_ok=True, **common,
-    )  # fmt: skip
+    if not (a.score_only and weights.is_file()):
+        YOLO(a.model).train(
+            data=str(a.data), epochs=a.epochs, seed=a.seed, deterministic=True, plots=False, project=str(project),
+            name=name, exist_ok=True, **common,
+        )  # fmt: skip
     wall = time.time() - start
-    best = YOLO(project / name / "weights" / "best.pt")
+    best = YOLO(weights)
     val_args = {k: v for k, v in common.items() if k not in {"batch"}}
     data = check_det_dataset(str(a.data))
     return {
@@ -77,7 +85,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "seed": a.seed,
         "epochs": a.epochs,
         "train_args": common,
-        "wall_min": wall / 60,
+        "wall_min": wall / 60,  # training wall time in this call (0 with --score-only)
+        "train_min": float(training_seconds(project / name / "results.csv")) / 60,
         "val": coco(best, a.data, project, f"{name}_val", val_args),
         "val_bins_reversed": coco(best, reversed_copy(data, a.out / "reversed"), project, f"{name}_rev", val_args),
         "run": run_record(),
@@ -113,6 +122,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more yolo train arguments")
     p.add_argument("--out", type=Path, default=Path("bench/events-accuracy"))
+    p.add_argument("--score-only", action="store_true", help="score the run's best.pt again if it exists; no training")
     p.add_argument("--table", type=Path, metavar="DIR", help="print the table of the runs in DIR and exit")
     a = p.parse_args()
     if a.table:
