@@ -291,9 +291,15 @@ def memory_energy_mj(
 
 
 def memory_totals(
-    layers: Iterable[LayerTraffic], costs: CostTable, memory: MemoryTable = MEMORY[DEFAULT_MEMORY]
+    layers: Iterable[LayerTraffic],
+    costs: CostTable,
+    memory: MemoryTable = MEMORY[DEFAULT_MEMORY],
+    ann_passes: int = 1,
 ) -> dict:
     """Memory energy in mJ per image of the three networks, at the table's width and at int8 for the SNN too.
+
+    ``ann_passes``: how often the ANN twins run their layers after the encoder per image: 1 for an image, T for the
+    T bins of an event sample (the encoder's traffic already covers every bin).
 
     Keys: ``snn_mem_mJ`` and ``ann_mem_mJ`` at ``costs.bits``, ``snn_int8_mem_mJ`` and ``qann_int8_mem_mJ`` at 8 bits,
     and ``snn_mem_membranes_mJ`` / ``snn_int8_mem_membranes_mJ``, the SNN charged for reading membranes.
@@ -302,7 +308,10 @@ def memory_totals(
     int8 = COSTS["int8"]
 
     def total(network: str, table: CostTable, inputs: str = "spikes") -> float:
-        return sum(memory_energy_mj(layer, network, table, memory, inputs) for layer in layers)
+        def passes(layer: LayerTraffic) -> int:
+            return 1 if network == "snn" or layer.kind == "encoder" else ann_passes
+
+        return sum(memory_energy_mj(layer, network, table, memory, inputs) * passes(layer) for layer in layers)
 
     return {
         "snn_mem_mJ": total("snn", costs),
@@ -337,6 +346,7 @@ def energy_totals(
         costs=costs,
         traffic=traffic,
         memory=memory,
+        ann_passes=max((r.get("bins", 1) for r in rows if r["kind"] == "encoder"), default=1),
     )
 
 
@@ -347,8 +357,12 @@ def totals_from_counts(
     costs: CostTable,
     traffic: Iterable[LayerTraffic] | None = None,
     memory: MemoryTable = MEMORY[DEFAULT_MEMORY],
+    ann_passes: int = 1,
 ) -> dict:
     """Energy totals in mJ per image from the three operation counts (see the module docstring for the formulas).
+
+    ``ann_macs`` is one pass of the ANN twin; it runs ``ann_passes`` of them per image: 1 for an image (a spiking
+    model's repeated timesteps are its own cost), T for an event sample, whose T bins the twin reads one by one.
 
     The compute-only keys (``snn_mJ``, ``ann_mJ``, ``snn_int8_mJ``, ``qann_int8_mJ``, ``ratio``, ``qann_ratio``)
     are always there. With ``traffic`` the keys of :func:`memory_totals` are added, with ``memory`` (the table's
@@ -361,6 +375,7 @@ def totals_from_counts(
         return (table.mac_pj * encoder_macs + table.ac_pj * sops) / PJ_PER_MJ
 
     snn, snn_int8 = snn_mj(costs), snn_mj(COSTS["int8"])
+    ann_macs = ann_macs * ann_passes
     ann = costs.mac_pj * ann_macs / PJ_PER_MJ
     qann = COSTS["int8"].mac_pj * ann_macs / PJ_PER_MJ
     out = {
@@ -377,7 +392,7 @@ def totals_from_counts(
     }
     if traffic is None:
         return out
-    mem = memory_totals(traffic, costs, memory)
+    mem = memory_totals(traffic, costs, memory, ann_passes)
     totals = {
         "snn_total_mJ": snn + mem["snn_mem_mJ"],
         "ann_total_mJ": ann + mem["ann_mem_mJ"],

@@ -183,3 +183,22 @@ def test_footprint_counts_parameters_and_buffers_once_in_bytes():
 def test_bad_traffic_input_is_one_sentence(make):
     with pytest.raises(SpikeYoloError, match=r"use one of|1 or more|0 or more"):
         make()
+
+
+def test_the_ann_twin_of_an_event_model_runs_every_bin():
+    """An event sample's T bins each pass through the ANN twin: its MACs and its memory after the encoder are T-fold."""
+    rows = [
+        {"kind": "encoder", "macs": 2 * 192, "macs_per_step": 192, "sops": 0, "bins": 2},  # 2 bins through the encoder
+        {"kind": "spiking", "macs": 2 * 1152, "macs_per_step": 1152, "sops": 800},
+    ]
+    traffic = [
+        LayerTraffic("enc", "encoder", weights=16, inputs=2 * 48, outputs=2 * 64),  # covers both bins
+        LayerTraffic("spk", "spiking", weights=72, inputs=64, outputs=32, timesteps=2, virtual_steps=2, spikes=32),
+    ]
+    e = energy_totals(rows, COSTS["fp32"], traffic, MEMORY["sram_8kb"])
+    one_bin = energy_totals([{**r, "bins": 1} for r in rows], COSTS["fp32"], traffic, MEMORY["sram_8kb"])
+    assert e["ann_macs"] == 2 * (192 + 1152) and one_bin["ann_macs"] == 192 + 1152
+    pj = 10 / 64 * 1e-9
+    encoder_bits, spiking_bits = 32 * (16 + 96 + 128), 32 * (72 + 64 + 32)
+    assert e["ann_mem_mJ"] == pytest.approx((encoder_bits + 2 * spiking_bits) * pj)
+    assert e["snn_mem_mJ"] == one_bin["snn_mem_mJ"]  # the SNN's own traffic already counts its T steps

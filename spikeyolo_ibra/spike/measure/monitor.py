@@ -91,7 +91,8 @@ class Monitor:
         image_map, padding = to_image(sops[0], image_hw)
         layers = self.image_traffic(0)
         encoder, ann = self.macs_per_image()
-        totals = totals_from_counts(encoder, float(sops[0].sum()), ann, costs, layers, memory)
+        passes = max((s.bins for s in self.layers if isinstance(s, EncoderStats)), default=1)  # event bins
+        totals = totals_from_counts(encoder, float(sops[0].sum()), ann, costs, layers, memory, passes)
         del totals["costs"], totals["memory"]
         figures = {
             "spikes": float(spikes[0]),
