@@ -30,7 +30,7 @@ from .atomic import replacing
 def evaluate(
     predictions_json: str | Path | list[dict[str, Any]],
     annotations_json: str | Path,
-    image_ids: Iterable[int] | None = None,
+    image_ids: Iterable[int | str] | None = None,
 ) -> dict[str, Any]:
     """Compute COCO box AP with pycocotools.
 
@@ -104,12 +104,11 @@ def on_val_end(validator: Any) -> None:
     if annotations is None:
         LOGGER.info(f"pycocotools: skipped, no annotations/instances_*2017.json in {validator.data['path']}")
         return
+    # Ultralytics' own rule for predictions.json: a numeric file stem is its integer image id, any other stem itself
+    # (COCO's 000000000139.jpg is id 139; an event sample keeps its recording-and-time stem)
     stems = [Path(f).stem for f in validator.dataloader.dataset.im_files]
-    if not all(s.isnumeric() for s in stems):
-        LOGGER.warning("pycocotools: skipped, image file names must be numeric COCO image ids (e.g. 000000000139.jpg)")
-        return
     try:
-        result = evaluate(validator.jdict, annotations, [int(s) for s in stems])
+        result = evaluate(validator.jdict, annotations, [int(s) if s.isnumeric() else s for s in stems])
     except Exception as e:  # a metric add-on must not fail a finished validation
         LOGGER.warning(f"pycocotools unable to run: {e}")
         return

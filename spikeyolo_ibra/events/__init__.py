@@ -7,7 +7,7 @@
 - :mod:`.shapes_events`: the built-in simulated event set, written in the Gen1 layout and converted;
 - :mod:`.blocks`: ``EventEncoder``, layer 0 of the event models (time bins become the neuron's timesteps);
 - :mod:`.dataset`, :mod:`.training`: event data in Ultralytics' trainer, validator and predictor (borders 0, the T
-  check, pycocotools on sample stems), registered by the plugin.
+  check), registered by the plugin.
 
 Docs: docs/events.md.
 """

@@ -8,15 +8,14 @@ event data (samples as 2T-channel TIFFs, :mod:`.sample`):
   augmentation, and every border that mosaic, the affine warp or letterboxing adds set to 0, "no event"; flips move
   frames and boxes together and the channel order (time, polarity) is never changed;
 - before training, the model's neuron ``T`` must equal ``events.timesteps`` (one sentence otherwise);
-- ``save_json=True`` validation prints pycocotools mAP on the converter's COCO file, whose image ids are the sample
-  file stems (recording name and label time), at the sensor's resolution;
+- ``save_json=True`` validation is scored by :mod:`spikeyolo_ibra.coco`, as for images: the converter's COCO file
+  uses the sample file stems (recording name and label time) as image ids, as Ultralytics' predictions do;
 - ``predict`` with an event model letterboxes with 0 too.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from ultralytics.utils import LOGGER
 
-from ..atomic import replacing
-from ..coco import annotations_for, evaluate
 from .errors import EventDataError
 
 __all__ = ("check_events_data", "check_timesteps", "is_event_data", "register")
@@ -90,28 +86,6 @@ def _wrap_build_dataset(stock: Callable[..., Any], check_model: bool) -> Callabl
 
     build_dataset.spikeyolo_events = True
     return build_dataset
-
-
-def on_val_end(validator: Any) -> None:
-    """``on_val_end``: pycocotools mAP of a ``save_json=True`` validation on event data (image id = file stem)."""
-    if validator.training or not validator.args.save_json or not is_event_data(validator.data):
-        return
-    annotations = annotations_for(validator)
-    if annotations is None:
-        LOGGER.info(f"pycocotools: skipped, no annotations/instances_*2017.json in {validator.data['path']}")
-        return
-    stems = [Path(f).stem for f in validator.dataloader.dataset.im_files]
-    try:
-        result = evaluate(validator.jdict, annotations, stems)
-    except Exception as e:  # a metric add-on must not fail a finished validation
-        LOGGER.warning(f"pycocotools unable to run: {e}")
-        return
-    LOGGER.info(
-        f"pycocotools: mAP50={result['mAP50']:.3f} mAP50-95={result['mAP50-95']:.3f} (annotations: {annotations})"
-    )
-    with replacing(Path(validator.save_dir) / "coco_metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
-    validator.metrics.coco = result
 
 
 def is_event_model(model: Any) -> bool:
@@ -208,6 +182,5 @@ def register() -> None:
             pending[name] = wrap
     if pending and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport(pending))
-    for event, callback in (("on_val_end", on_val_end), ("on_predict_start", on_predict_start)):
-        if callback not in default_callbacks[event]:
-            default_callbacks[event].append(callback)
+    if on_predict_start not in default_callbacks["on_predict_start"]:
+        default_callbacks["on_predict_start"].append(on_predict_start)
