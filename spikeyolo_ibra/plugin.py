@@ -18,6 +18,8 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
 - callbacks: pycocotools mAP for ``save_json=True`` validations (``on_val_end``: adds numbers and a JSON file, changes
   none of Ultralytics'); ONNX export of a spiking model without the ``export`` extra is one sentence, not a pip install
   (``on_export_start``, our models only);
+- CPU training of our models runs in channels-last layout (``on_pretrain_routine_end``): the same arithmetic, 1.13x
+  (IBRA-SpikeYOLO-n) to 1.35x (t) faster per step on 2 cores; GPU runs and stock models keep their layout;
 - offline use: building a spiking model from its YAML puts matplotlib's DejaVuSans where Ultralytics looks for
   Arial.ttf, so plotting never tries a download.
 
@@ -267,6 +269,21 @@ def _cpu_threads(worker: Any) -> None:
         torch.set_num_threads(int(value))
 
 
+def _cpu_channels_last(trainer: Any) -> None:
+    """``on_pretrain_routine_end``: our model and its EMA train on a CPU in channels-last (NHWC) layout.
+
+    oneDNN's convolutions run faster on NHWC tensors: a training step of IBRA-SpikeYOLO-t at 96 px, batch 16, took
+    0.166 s against 0.225 s on 2 cores (n at 96 px: 0.62 s against 0.70 s). Only the memory layout changes, so
+    checkpoints hold the same numbers; every consumer of a checkpoint (validator, predictor, exporter, spike
+    inference) accepts either layout. GPU runs and stock models keep theirs.
+    """
+    if torch.device(trainer.device).type != "cpu" or not is_spiking_model(trainer.model):
+        return
+    for model in (trainer.model, getattr(trainer.ema, "ema", None)):
+        if model is not None:
+            model.to(memory_format=torch.channels_last)
+
+
 def _rebind(stock: Callable[..., Any], wrap: Callable[..., Any], *importers: str) -> Callable[..., Any]:
     """``wrap(stock)``, also bound in each of ``importers`` that imported ``stock`` by name already.
 
@@ -297,6 +314,7 @@ def register() -> None:
     tasks.BaseModel.fuse = _wrap_fuse(tasks.BaseModel.fuse)
     torch.serialization.add_safe_globals(registry.safe_classes())
     _add_callback("on_pretrain_routine_end", _cpu_threads)  # the model is built by then
+    _add_callback("on_pretrain_routine_end", _cpu_channels_last)
     _add_callback("on_val_start", _cpu_threads)
     _add_callback("on_val_end", on_val_end)
     _add_callback("on_export_start", _require_export_extra)

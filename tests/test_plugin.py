@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -22,7 +23,13 @@ import spikeyolo_ibra
 from spikeyolo_ibra import plugin, registry
 from spikeyolo_ibra.head import SpikeDetect
 from spikeyolo_ibra.neuron import IBLIF, NeuronConfig
-from spikeyolo_ibra.plugin import CPU_THREADS_ENV, MissingExportExtra, UnsupportedUltralytics, _cpu_threads
+from spikeyolo_ibra.plugin import (
+    CPU_THREADS_ENV,
+    MissingExportExtra,
+    UnsupportedUltralytics,
+    _cpu_channels_last,
+    _cpu_threads,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -272,3 +279,25 @@ def test_cpu_threads_setting_applies_to_our_models_on_cpu_only(monkeypatch):
         assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
+
+
+def _conv_weights_nhwc(model: torch.nn.Module) -> list[bool]:
+    """Per k x k conv weight (a 1 x 1 or depthwise kernel is both layouts at once), whether it is stored NHWC."""
+    return [
+        p.is_contiguous(memory_format=torch.channels_last)
+        for p in model.parameters()
+        if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1
+    ]
+
+
+def test_cpu_training_of_our_models_runs_channels_last_with_the_same_outputs():
+    ours, stock = tasks.DetectionModel(str(TINY_YAML), verbose=False).eval(), YOLO("yolov8n.yaml").model
+    ema = copy.deepcopy(ours)
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+    before = ours.double()(x)[0]
+    _cpu_channels_last(SimpleNamespace(device=torch.device("cuda", 0), model=ours, ema=SimpleNamespace(ema=ema)))
+    _cpu_channels_last(SimpleNamespace(device=torch.device("cpu"), model=stock, ema=None))
+    assert not any(_conv_weights_nhwc(ours)) and not any(_conv_weights_nhwc(stock))  # GPU runs and stock models
+    _cpu_channels_last(SimpleNamespace(device=torch.device("cpu"), model=ours, ema=SimpleNamespace(ema=ema)))
+    assert all(_conv_weights_nhwc(ours)) and all(_conv_weights_nhwc(ema))
+    torch.testing.assert_close(ours(x)[0], before, rtol=0, atol=1e-9)  # only the layout changed
