@@ -255,7 +255,7 @@ def _cpu_threads(worker: Any) -> None:
     """``on_pretrain_routine_end`` / ``on_val_start``: a CPU run of our model uses ``$SPIKEYOLO_CPU_THREADS`` threads.
 
     Opt-in: without the variable Ultralytics' own choice (``min(8, cores - 1)``) stands, and it always stands for stock
-    models. ``make demo`` sets it to the core count, which trains IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores
+    models. ``make demo`` sets it to the idle core count, which trains IBRA-SpikeYOLO-n 1.66x faster per step on 2 cores
     (docs/quickstart.md). A trainer holds its model by then; a standalone validator, the path of the one it validates
     (validation during training keeps the trainer's threads).
     """

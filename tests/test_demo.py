@@ -49,3 +49,14 @@ def test_tiny_scale_builds_by_name_and_n_stays_the_default() -> None:
 
     assert yaml_model_load("ibra-spikeyolo-t.yaml")["scale"] == "t"
     assert yaml_model_load("ibra-spikeyolo.yaml")["scale"] == "n"
+
+
+@pytest.mark.parametrize(("busy_percent", "cores", "threads"), [(0.0, 2, 2), (50.0, 2, 1), (100.0, 2, 1), (30.0, 8, 6)])
+def test_demo_trains_on_the_idle_cores(busy_percent, cores, threads, monkeypatch) -> None:
+    """One torch thread per core no other process is using, at least one (spinning threads stall on busy cores)."""
+    import psutil
+
+    demo = _demo()
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: busy_percent)
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: cores)
+    assert demo.idle_cores(0.0) == threads

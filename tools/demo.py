@@ -63,6 +63,21 @@ def run(*cmd: str, env: dict[str, str] | None = None) -> None:
         sys.exit("demo stopped: the command above failed; its own message says why.")
 
 
+def idle_cores(seconds: float = 1.0) -> int:
+    """How many cores no other process is using now (at least 1), measured over ``seconds``: the demo's CPU threads.
+
+    Ultralytics alone trains on cores - 1 threads. A thread per idle core is fastest (2 threads: 1.5x one thread per
+    epoch on 2 quiet cores), but OpenMP's waiting threads spin, and a thread whose core another process holds stalls
+    its partners: with one busy process beside it, a 2-thread epoch took 30x as long as on quiet cores, while one
+    thread kept its speed (docs/quickstart.md, "threads").
+    """
+    import psutil  # an Ultralytics dependency
+
+    cores = os.cpu_count() or 1
+    busy = psutil.cpu_percent(interval=seconds) / 100 * cores
+    return max(1, min(cores, round(cores - busy)))
+
+
 def dataset_root(data: str) -> Path:
     """Where Ultralytics put a built-in data set (it resolves ``path: shapes`` against its datasets_dir)."""
     from ultralytics.data.utils import check_det_dataset
@@ -98,13 +113,10 @@ def main() -> None:
     # The stock command where pip installed it; our wrapper of it where the package came by --target or PYTHONPATH.
     yolo = [str(BIN / "yolo")] if (BIN / "yolo").is_file() else [sys.executable, "-m", "spikeyolo_ibra.cli"]
     common = [f"imgsz={a.imgsz}", f"device={yolo_device}", f"project={out}", "exist_ok=True"]
-    threads = {CPU_THREADS_ENV: str(os.cpu_count() or 1)}  # on a CPU, Ultralytics alone would use cores - 1
-    # Idle OpenMP threads sleep instead of spinning: on cores shared with other jobs a spinning thread starves its
-    # partner, and a 2-thread training step was 3-5x slower than a 1-thread one (docs/quickstart.md).
-    threads["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    threads = {CPU_THREADS_ENV: os.environ.get(CPU_THREADS_ENV) or str(idle_cores())} if kind == "cpu" else {}
     print(
         f"demo: training IBRA-SpikeYOLO-{a.scale} on {device} with {recipe.cfg} and {data}, {a.minutes:g} minutes, "
-        f"{a.imgsz} px",
+        f"{a.imgsz} px" + (f", {threads[CPU_THREADS_ENV]} torch thread(s)" if threads else ""),
         flush=True,
     )
 
