@@ -49,11 +49,15 @@ def _named_checkpoint_errors(load: Callable[..., Any]) -> Callable[..., Any]:
 def _check_arguments(args: list[str]) -> None:
     """Name what we can before Ultralytics starts: a missing ``model=``/``data=`` path, an unusable ``device=``."""
     from .device import resolve_device
-    from .plugin import packaged_yaml
+    from .plugin import packaged_yaml, scale_base
+
+    def found(path: str | Path) -> bool:
+        return Path(path).exists() or bool(packaged_yaml(path))
 
     for arg in args:
         key, _, value = arg.partition("=")
-        missing = "/" in value and not Path(value).exists() and not packaged_yaml(value)  # a bare name: Ultralytics'
+        base = scale_base(value) if key == "model" else None  # cfg/ibra-spikeyolo-t.yaml: cfg/ibra-spikeyolo.yaml at t
+        missing = "/" in value and not found(value) and not (base and found(base))  # a bare name: Ultralytics'
         if key in ("model", "data") and missing:
             raise MissingInput(f"{key}={value} does not exist: check the path.")
         if key == "device" and value:  # one device or a DDP list such as 0,1

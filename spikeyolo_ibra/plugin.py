@@ -136,6 +136,13 @@ def packaged_yaml(name: str | Path) -> str | None:
     return found[0] if found else None
 
 
+def scale_base(path: str | Path) -> Path | None:
+    """``ibra-spikeyolo.yaml`` for ``ibra-spikeyolo-t.yaml`` (a scale letter after the stem), else None."""
+    path = Path(path)
+    match = _SCALED_NAME.match(path.stem)
+    return path.with_name(match["stem"] + path.suffix) if match else None
+
+
 def _wrap_check_file(stock: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(stock)
     def check_file(file: Any, *args: Any, **kwargs: Any) -> Any:
@@ -168,13 +175,13 @@ def _wrap_yaml_model_load(stock: Callable[[str | Path], dict]) -> Callable[[str 
     def yaml_model_load(path: str | Path) -> dict:
         """Ultralytics' yaml_model_load; a spiking ``<name>-<scale>.yaml`` is ``<name>.yaml`` at that scale."""
         path = Path(path)
-        match = _SCALED_NAME.match(path.stem)
-        if match and not path.exists() and not tasks.check_yaml(path, hard=False):
-            base = path.with_name(match["stem"] + path.suffix)
+        base = scale_base(path)
+        if base and not path.exists() and not tasks.check_yaml(path, hard=False):
             if base.exists() or tasks.check_yaml(base, hard=False):
                 d = stock(base)
-                if is_spiking_yaml(d) and match["scale"] in (d.get("scales") or {}):
-                    d["scale"], d["yaml_file"] = match["scale"], str(path)
+                scale = path.stem.rpartition("-")[2]
+                if is_spiking_yaml(d) and scale in (d.get("scales") or {}):
+                    d["scale"], d["yaml_file"] = scale, str(path)
                     return d
         d = stock(path)
         if is_spiking_yaml(d) and d.get("scales") and not d.get("scale"):

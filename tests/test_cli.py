@@ -56,3 +56,14 @@ def test_a_device_this_machine_lacks_is_one_sentence(device, why, tmp_path, caps
     assert main(["train", "model=cfg/ibra-spikeyolo.yaml", f"device={device}", f"project={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("spikeyolo: device ") and why in err[0]
+
+
+def test_a_scale_suffixed_model_path_is_not_called_missing(monkeypatch):
+    """``model=cfg/ibra-spikeyolo-t.yaml`` names ``cfg/ibra-spikeyolo.yaml`` at scale t, as ``yolo`` resolves it."""
+    from spikeyolo_ibra.cli import MissingInput, _check_arguments
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)
+    _check_arguments(["train", "model=cfg/ibra-spikeyolo-t.yaml", f"model={repo / 'cfg' / 'spikeyolo-s.yaml'}"])
+    with pytest.raises(MissingInput, match=r"^model=cfg/no-such-model-t.yaml does not exist: check the path.$"):
+        _check_arguments(["model=cfg/no-such-model-t.yaml"])
