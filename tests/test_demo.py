@@ -60,3 +60,29 @@ def test_demo_trains_on_the_idle_cores(busy_percent, cores, threads, monkeypatch
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval: busy_percent)
     monkeypatch.setattr(demo.os, "cpu_count", lambda: cores)
     assert demo.idle_cores(0.0) == threads
+
+
+def test_demo_counts_images_detected_right(tmp_path: Path) -> None:
+    """Every labelled object found with its class at IoU >= 0.5 and no other box; anything else is not right."""
+    import json
+
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    box = {"x1": 10.0, "y1": 20.0, "x2": 50.0, "y2": 60.0}  # label: class 1, centre (30, 40), 40 x 40, in 100 x 100
+    off = {"x1": 60.0, "y1": 60.0, "x2": 90.0, "y2": 90.0}
+    cases = {
+        "right": [{"class": 1, "box": box}],
+        "wrong class": [{"class": 2, "box": box}],
+        "extra box": [{"class": 1, "box": box}, {"class": 1, "box": off}],
+        "missed": [],
+    }
+    runs = []
+    for i, detections in enumerate(cases.values()):
+        image = tmp_path / "images" / f"{i}.jpg"
+        Image.new("RGB", (100, 100)).save(image)
+        (tmp_path / "labels" / f"{i}.txt").write_text("1 0.3 0.4 0.4 0.4\n")
+        runs.append({"image": str(image), "detections": detections})
+    (tmp_path / "detections.json").write_text(json.dumps(runs))
+    assert _demo().images_detected_right(tmp_path / "detections.json") == (1, 4)

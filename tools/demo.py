@@ -78,6 +78,33 @@ def idle_cores(seconds: float = 1.0) -> int:
     return max(1, min(cores, round(cores - busy)))
 
 
+def images_detected_right(detections_json: Path) -> tuple[int, int]:
+    """How many images of a spike-inference run were detected right, of how many.
+
+    Right: each labelled object has a detection of its class with IoU >= 0.5, and each detection matches a labelled
+    object so (labels found where Ultralytics looks for them, ``images/`` -> ``labels/``).
+    """
+    import torch
+    from PIL import Image
+    from ultralytics.data.utils import img2label_paths
+    from ultralytics.utils.metrics import box_iou
+    from ultralytics.utils.ops import xywhn2xyxy
+
+    runs = json.loads(detections_json.read_text())
+    right = 0
+    for run in runs:
+        width, height = Image.open(run["image"]).size
+        label_file = Path(img2label_paths([run["image"]])[0])
+        rows = label_file.read_text().split() if label_file.exists() else []  # no file: no object
+        labels = torch.tensor([float(v) for v in rows]).reshape(-1, 5)
+        truth = xywhn2xyxy(labels[:, 1:], w=width, h=height)
+        found = torch.tensor([list(d["box"].values()) for d in run["detections"]]).reshape(-1, 4)
+        same = labels[:, :1] == torch.tensor([float(d["class"]) for d in run["detections"]])[None]
+        hit = (box_iou(truth, found) >= 0.5) & same  # labelled object x detection
+        right += bool(hit.any(1).all() and hit.any(0).all())
+    return right, len(runs)
+
+
 def dataset_root(data: str) -> Path:
     """Where Ultralytics put a built-in data set (it resolves ``path: shapes`` against its datasets_dir)."""
     from ultralytics.data.utils import check_det_dataset
@@ -163,6 +190,7 @@ def main() -> None:
     coco = json.loads((out / "val" / "coco_metrics.json").read_text())
     reports = [json.loads((out / d / "report.json").read_text()) for d in ("spike", "spike-bus")]
     passed = all(r["equivalence"]["passed"] for r in reports)
+    right, shown = images_detected_right(out / "spike" / "detections.json")
     energy = reports[0]["energy"]
     n_epochs = len((out / "train" / "results.csv").read_text().splitlines()) - 1
     epochs = f"{n_epochs} epoch{'s' * (n_epochs != 1)}"
@@ -173,6 +201,8 @@ def main() -> None:
     print(
         f"\nmAP50={coco['mAP50']:.3f} mAP50-95={coco['mAP50-95']:.3f} (pycocotools, built-in {recipe.data} val set)\n"
         f"equivalence {'PASS' if passed else 'FAIL'} (spike-driven vs integer model, float64)\n"
+        f"report: {right} of {shown} val images detected right (each object found with its class at IoU >= 0.5, "
+        "no other box)\n"
         f"energy: SNN {energy['snn_mJ']:.4f} mJ vs ANN twin {energy['ann_mJ']:.4f} mJ per image, "
         f"{energy['ratio']:.2f}x (45 nm fp32 costs)\n{note}\n"
         f"pictures: {out / 'spike' / 'report.html'}, {out / 'spike-bus' / 'report.html'}\n"
