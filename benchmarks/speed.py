@@ -43,18 +43,24 @@ def split_tags(cfg: str) -> tuple[str, set[str]]:
     return name, set(tag.split("+")) if tag else set()
 
 
-def build(cfg: str, mode: str, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
-    """A model from its YAML, ready for a training step, or for inference as the ``@tag`` after its name says."""
+def build(cfg: str, mode: str, device: torch.device, channels_last: bool | None = False) -> torch.nn.Module:
+    """A model from its YAML, ready for a training step, or for inference as the ``@tag`` after its name says.
+
+    ``channels_last``: the memory format; None in train mode follows the plugin (channels-last for our models on a CPU).
+    """
     from ultralytics import YOLO
     from ultralytics.cfg import get_cfg
 
     from spikeyolo_ibra.fusion import fuse_synapses
+    from spikeyolo_ibra.plugin import is_spiking_model
 
     name, tags = split_tags(cfg)
     model = YOLO(name).model.to(device)
     if mode == "train":
         model.args = get_cfg()
-        return model.train()
+        if channels_last is None:  # auto: the plugin's rule for training (our models on a CPU)
+            channels_last = device.type == "cpu" and is_spiking_model(model)
+        return model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
     model.eval()
     if "unfused" not in tags:
         if "dense" in tags:
@@ -118,7 +124,8 @@ def main() -> None:
         "--channels-last",
         choices=("auto", "on", "off"),
         default="auto",
-        help="memory format for infer mode; auto = Ultralytics' AutoBackend rule (on for x86 CPU inference)",
+        help="memory format; auto = as run for real: Ultralytics' AutoBackend rule for infer (on for x86 CPU), "
+        "the plugin's for train (on for our models on a CPU)",
     )
     p.add_argument("--out", type=Path, default=None, help="JSON file to write")
     a = p.parse_args()
@@ -128,9 +135,10 @@ def main() -> None:
     device = resolve_device(a.device)
     batch = synthetic_batch(a.batch, a.imgsz, device)
     steps, peaks, rises = {}, {}, {}
-    channels_last = a.mode == "infer" and (
-        a.channels_last == "on" or (a.channels_last == "auto" and channels_last_default(device))
-    )
+    if a.channels_last != "auto":
+        channels_last = a.channels_last == "on"
+    else:
+        channels_last = channels_last_default(device) if a.mode == "infer" else None
     for cfg in a.models:
         model = build(cfg, a.mode, device, channels_last)
         steps[cfg] = step_fn(model, a.mode, batch, amp="amp" in split_tags(cfg)[1])
@@ -154,7 +162,7 @@ def main() -> None:
         "batch": a.batch,
         "rounds": a.rounds,
         "device": a.device,
-        "channels_last": channels_last,
+        "channels_last": a.channels_last if channels_last is None else channels_last,
         **run_record(),
         "peak_rss_MiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "models": {

@@ -18,8 +18,8 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
 - callbacks: pycocotools mAP for ``save_json=True`` validations (``on_val_end``: adds numbers and a JSON file, changes
   none of Ultralytics'); ONNX export of a spiking model without the ``export`` extra is one sentence, not a pip install
   (``on_export_start``, our models only);
-- CPU training of our models runs in channels-last layout (``on_pretrain_routine_end``): the same arithmetic, 1.13x
-  (IBRA-SpikeYOLO-n) to 1.35x (t) faster per step on 2 cores; GPU runs and stock models keep their layout;
+- CPU training of our models runs in channels-last layout (``on_pretrain_routine_end``): the same arithmetic, a step
+  of IBRA-SpikeYOLO-t 1.23x faster on 2 cores (n: 1.00-1.03x); GPU runs and stock models keep their layout;
 - offline use: building a spiking model from its YAML puts matplotlib's DejaVuSans where Ultralytics looks for
   Arial.ttf, so plotting never tries a download.
 
@@ -280,7 +280,8 @@ def _cpu_channels_last(trainer: Any) -> None:
     """``on_pretrain_routine_end``: our model and its EMA train on a CPU in channels-last (NHWC) layout.
 
     oneDNN's convolutions run faster on NHWC tensors: a training step of IBRA-SpikeYOLO-t at 96 px, batch 16, took
-    0.166 s against 0.225 s on 2 cores (n at 96 px: 0.62 s against 0.70 s). Only the memory layout changes, so
+    0.182-0.188 s against 0.225-0.231 s on 2 cores (n: 0.688-0.703 s against 0.685-0.721 s; ``benchmarks/speed.py
+    --mode train --channels-last on|off``, docs/quickstart.md). Only the memory layout changes, so
     checkpoints hold the same numbers; every consumer of a checkpoint (validator, predictor, exporter, spike
     inference) accepts either layout. GPU runs and stock models keep theirs.
     """
