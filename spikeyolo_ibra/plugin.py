@@ -19,7 +19,7 @@ model that holds our modules); stock models, YAMLs and checkpoints behave exactl
   none of Ultralytics'); ONNX export of a spiking model without the ``export`` extra is one sentence, not a pip install
   (``on_export_start``, our models only);
 - CPU training of our models runs in channels-last layout (``on_pretrain_routine_end``): the same arithmetic, a step
-  of IBRA-SpikeYOLO-t 1.23x faster on 2 cores (n: 1.00-1.03x); GPU runs and stock models keep their layout;
+  of IBRA-SpikeYOLO-t 1.23x faster on 2 cores (n: 0.99-1.03x); GPU runs and stock models keep their layout;
 - offline use: building a spiking model from its YAML puts matplotlib's DejaVuSans where Ultralytics looks for
   Arial.ttf, so plotting never tries a download.
 

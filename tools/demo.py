@@ -66,10 +66,10 @@ def run(*cmd: str, env: dict[str, str] | None = None) -> None:
 def idle_cores(seconds: float = 1.0) -> int:
     """How many cores no other process is using now (at least 1), measured over ``seconds``: the demo's CPU threads.
 
-    Ultralytics alone trains on cores - 1 threads. A thread per idle core is fastest (2 threads: 1.5x one thread per
+    Ultralytics alone trains on cores - 1 threads. A thread per idle core is fastest (2 threads: 1.4x one thread per
     epoch on 2 quiet cores), but OpenMP's waiting threads spin, and a thread whose core another process holds stalls
-    its partners: with one busy process beside it, a 2-thread epoch took 30x as long as on quiet cores, while one
-    thread kept its speed (docs/quickstart.md, "threads").
+    its partners: with one busy process beside it, a 2-thread epoch took 28-44x as long as on quiet cores, while
+    one thread kept its speed (docs/quickstart.md, "threads").
     """
     import psutil  # an Ultralytics dependency
 
